@@ -1,0 +1,224 @@
+"""Sample batches of networks from a Scenario and compute their UatF statistics.
+
+A sample's content depends only on (scenario, seed, sample index): every random step draws from
+its own named stream per sample (``cfmimo.rng``), so batch size, batch composition and worker count
+never change the numbers.
+
+Typical use::
+
+    net = sample_networks(preset("tree-transformer", K=20), batch=8, seed=0)
+    state = sample_channel_state(net)                 # realizations, estimates, B and C
+    ul, dl = network_statistics(net, state, "mmse")   # UatF statistics (full UL power design)
+    se_ul = spectral_efficiency(uplink_sinr(ul, p), net.scenario.prelog_ul)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cfmimo.config import Scenario
+from cfmimo.rng import sample_indices
+from cfmimo.sim.clustering import serving_mask
+from cfmimo.sim.combining import combiners
+from cfmimo.sim.correlation import correlation_matrices
+from cfmimo.sim.estimation import (
+    estimator_statistics,
+    hermitian_sqrt,
+    mmse_estimates,
+    sample_channels,
+    sample_pilot_noise,
+)
+from cfmimo.sim.geometry import disc_union_positions, grid_positions, link_angles, uniform_positions
+from cfmimo.sim.pathloss import pathloss_gain_db, shadowing_db
+from cfmimo.sim.pilots import assign_pilots
+from cfmimo.sim.uatf import DownlinkStatistics, MomentAccumulator, UplinkStatistics, cross_terms
+
+
+@dataclass(frozen=True)
+class Network:
+    """A batch of B network setups (large-scale quantities only).
+
+    Shapes:
+        ap_positions [B, L, 2], ue_positions [B, K, 2] (metres); distance_2d, gain_db [B, L, K]
+        (gain over noise, dB); correlation R [B, L, K, N, N] complex (beta included); pilot,
+        master [B, K] long (0-based); serving [B, L, K] bool.
+    """
+
+    scenario: Scenario
+    seed: int
+    indices: tuple[int, ...]
+    ap_positions: torch.Tensor
+    ue_positions: torch.Tensor
+    distance_2d: torch.Tensor
+    gain_db: torch.Tensor
+    correlation: torch.Tensor
+    pilot: torch.Tensor
+    master: torch.Tensor
+    serving: torch.Tensor
+
+    @property
+    def batch(self) -> int:
+        return self.gain_db.shape[0]
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """Linear gains over noise [B, L, K]."""
+        return torch.pow(10.0, self.gain_db / 10.0)
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """Small-scale realizations and their MMSE estimates.
+
+    Shapes:
+        h, h_hat [B, T, L, K, N]; estimate_cov (B_lk), error_cov (C_lk) [B, L, K, N, N].
+    """
+
+    h: torch.Tensor
+    h_hat: torch.Tensor
+    estimate_cov: torch.Tensor
+    error_cov: torch.Tensor
+
+
+def sample_layout(
+    scenario: Scenario, indices: range, seed: int, dtype: torch.dtype, device: torch.device | str | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """AP and UE positions [B, L, 2], [B, K, 2] for the scenario's layouts."""
+    side, batch = scenario.area_side_m, len(indices)
+    if scenario.ap_layout == "grid":
+        ap = grid_positions(scenario.L, side, batch, dtype=dtype, device=device)
+    else:
+        ap = uniform_positions(
+            scenario.L, side, seed=seed, name="ap_positions", indices=indices, dtype=dtype, device=device
+        )
+    if scenario.ue_layout == "disc_union":
+        ue = disc_union_positions(
+            ap, scenario.ue_disc_radius_m, scenario.K, seed=seed, name="ue_positions", indices=indices
+        )
+    else:
+        ue = uniform_positions(
+            scenario.K, side, seed=seed, name="ue_positions", indices=indices, dtype=dtype, device=device
+        )
+    return ap, ue
+
+
+def networks_from_positions(
+    scenario: Scenario, ap: torch.Tensor, ue: torch.Tensor, *, seed: int, indices: range
+) -> Network:
+    """Large-scale fading, correlation, pilots and clusters for given positions.
+
+    Shadowing is drawn from the streams of ``(seed, indices)``, so positions from any source
+    (files, other simulators) get the same treatment as sampled ones.
+
+    Shapes:
+        ap [B, L, 2], ue [B, K, 2] -> Network.
+    """
+    if ap.dim() != 3 or ap.shape[-1] != 2 or ue.dim() != 3 or ue.shape[-1] != 2 or ap.shape[0] != ue.shape[0]:
+        raise ValueError(
+            f"positions must be ap [B, L, 2] and ue [B, K, 2]; got {tuple(ap.shape)}, {tuple(ue.shape)}"
+        )
+    side = scenario.area_side_m
+    d2d, azimuth, elevation = link_angles(ap, ue, side, scenario.wrap_around, scenario.height_difference_m)
+    gain_db = (
+        pathloss_gain_db(d2d, scenario)
+        + shadowing_db(ap, ue, d2d, scenario, seed=seed, indices=indices)
+        - scenario.noise_dbm
+    )
+    r = correlation_matrices(
+        gain_db,
+        azimuth,
+        elevation,
+        scenario.N,
+        scenario.spatial_correlation,
+        scenario.asd_azimuth_deg,
+        scenario.asd_elevation_deg,
+        scenario.antenna_spacing_wavelengths,
+    )
+    pilot, master = assign_pilots(gain_db, scenario.tau_p)
+    serving = serving_mask(scenario.clustering, gain_db, d2d, pilot, master, scenario.tau_p)
+    return Network(scenario, seed, tuple(indices), ap, ue, d2d, gain_db, r, pilot, master, serving)
+
+
+def sample_networks(
+    scenario: Scenario,
+    batch: int,
+    *,
+    seed: int,
+    first_index: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Network:
+    """Draw ``batch`` setups with global sample indices first_index, ..., first_index + batch - 1."""
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    indices = sample_indices(first_index, batch)
+    ap, ue = sample_layout(scenario, indices, seed, dtype, device)
+    return networks_from_positions(scenario, ap, ue, seed=seed, indices=indices)
+
+
+def estimate(net: Network, h: torch.Tensor, pilot_noise: torch.Tensor) -> ChannelState:
+    """MMSE estimates for given realizations and pilot noise (interop: compare one to one).
+
+    Shapes:
+        h [B, T, L, K, N], pilot_noise [B, T, L, tau_p, N] -> ChannelState.
+    """
+    sc = net.scenario
+    a, b, c = estimator_statistics(net.correlation, net.pilot, sc.tau_p, sc.pilot_power_mw)
+    h_hat = mmse_estimates(h, pilot_noise, a, net.pilot, sc.tau_p, sc.pilot_power_mw)
+    return ChannelState(h=h, h_hat=h_hat, estimate_cov=b, error_cov=c)
+
+
+def sample_channel_state(net: Network, realizations: int | None = None) -> ChannelState:
+    """Draw T realizations (scenario.realizations by default) and estimate them.
+
+    Realizations come from the streams of the network's own (seed, index), so they are fixed by the
+    sample, whatever the batch.
+    """
+    t = realizations or net.scenario.realizations
+    h = sample_channels(
+        net.correlation, t, seed=net.seed, indices=net.indices, r_sqrt=hermitian_sqrt(net.correlation)
+    )
+    noise = sample_pilot_noise(
+        (net.batch, t, net.correlation.shape[1]),
+        net.scenario.tau_p,
+        net.correlation.shape[-1],
+        seed=net.seed,
+        indices=net.indices,
+        dtype=h.dtype,
+        device=h.device,
+    )
+    return estimate(net, h, noise)
+
+
+def network_statistics(
+    net: Network,
+    state: ChannelState,
+    combiner: str = "mmse",
+    *,
+    design_power: torch.Tensor | None = None,
+    dl_normalization: str | None = None,
+    chunk: int | None = None,
+) -> tuple[UplinkStatistics, DownlinkStatistics]:
+    """UL and DL UatF statistics with combiners designed at ``design_power`` (full UL power by default).
+
+    The DL precoders are the normalized UL combiners (scenario.dl_normalization unless given).
+    ``chunk`` bounds the realizations processed at once (memory); results do not depend on it.
+
+    Shapes:
+        design_power [B, K] (mW) -> (UplinkStatistics, DownlinkStatistics).
+    """
+    sc = net.scenario
+    if design_power is None:
+        design_power = torch.full(
+            net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype, device=net.gain_db.device
+        )
+    t = state.h.shape[1]
+    chunk = chunk or t
+    acc = MomentAccumulator()
+    for start in range(0, t, chunk):
+        sl = slice(start, start + chunk)
+        v = combiners(combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power)
+        acc.add(*cross_terms(v, state.h[:, sl]))
+    return acc.finalize(dl_normalization or sc.dl_normalization)
