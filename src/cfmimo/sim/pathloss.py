@@ -95,7 +95,7 @@ def correlated_normal(
     Shapes:
         points: [B, P, 2] -> [B, P, columns] (dtype of ``points``).
     """
-    batch, count = points.shape[:2]
+    count = points.shape[1]
     dist = distances_2d(points.double(), points.double(), side, wrap_around)  # [B, P, P]
     cov = torch.pow(2.0, -dist / decorrelation_m)
     # Wrapped distances can make the kernel marginally indefinite; a tiny jitter keeps the
@@ -134,7 +134,7 @@ def shadowing_db(
         ap: [B, L, 2], ue: [B, K, 2], d2d: [B, L, K] -> [B, L, K] dB.
     """
     std = scenario.shadowing_std_db
-    L, K = ap.shape[1], ue.shape[1]
+    L = ap.shape[1]
     if std == 0:
         return torch.zeros_like(d2d)
     common = dict(
