@@ -7,24 +7,32 @@ deviations delta ~ N(0, asd_az^2), eps ~ N(0, asd_el^2),
     R~[m, n] = E{ exp(j 2 pi d (n - m) sin(phi + delta) cos(theta + eps)) },   tr R~ = N,
 
 d the antenna spacing in wavelengths. The book integrates numerically (integral2); we use a
-tensor-product Gauss-Hermite rule, exact to ~1e-10 for the book's spreads and arrays, batched over
-all links. ``iid`` gives R~ = I.
+tensor-product trapezoid rule on the truncated Gaussians (accurate to < 1e-8, see
+``_gaussian_rule``), batched over all links. ``iid`` gives R~ = I.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-
 import numpy as np
 import torch
 
 
-@lru_cache(maxsize=16)
-def _gauss_hermite(order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes x and weights w with sum_q w_q f(x_q) ~= E{f(X)} for X ~ N(0, 1)."""
-    x, w = np.polynomial.hermite.hermgauss(order)
-    return x * math.sqrt(2.0), w / math.sqrt(math.pi)
+def _gaussian_rule(std: float, max_frequency: float, width: float = 6.5) -> tuple[np.ndarray, np.ndarray]:
+    """Trapezoid nodes/weights on [-width*std, width*std] for E{f(X)}, X ~ N(0, std^2).
+
+    For a Gaussian-weighted integrand whose phase changes at most ``max_frequency`` rad per rad,
+    the trapezoid rule converges geometrically once the node spacing h satisfies
+    2 pi / h > max_frequency + 7/std (Poisson summation); that sets the node count. Measured
+    against a 401-node reference: < 1e-8 for N = 4 at 15 deg (DESIGN: verify shortcuts).
+    """
+    if std == 0:
+        return np.zeros(1), np.ones(1)
+    count = int(math.ceil(width * std * (max_frequency + 7.0 / std) / math.pi)) + 1
+    count += 1 - count % 2  # odd: the centre node sits on the mean
+    x = np.linspace(-width * std, width * std, count)
+    w = np.exp(-0.5 * (x / std) ** 2)
+    return x, w / w.sum()
 
 
 def local_scattering(
@@ -34,7 +42,7 @@ def local_scattering(
     asd_azimuth: float,
     asd_elevation: float,
     spacing: float = 0.5,
-    order: int = 48,
+    chunk: int = 2048,
 ) -> torch.Tensor:
     """Normalized correlation matrices of the 3-D local scattering model (angles in rad).
 
@@ -45,24 +53,23 @@ def local_scattering(
         raise ValueError(f"azimuth {tuple(azimuth.shape)} and elevation {tuple(elevation.shape)} differ")
     cdtype = torch.complex128 if azimuth.dtype == torch.float64 else torch.complex64
     dev = azimuth.device
-
-    def rule(std: float) -> tuple[torch.Tensor, torch.Tensor]:
-        if std == 0:
-            return torch.zeros(1, dtype=torch.float64, device=dev), torch.ones(
-                1, dtype=torch.float64, device=dev
-            )
-        x, w = _gauss_hermite(order)
-        return torch.as_tensor(x * std, device=dev), torch.as_tensor(w, device=dev)
-
-    dx, wx = rule(asd_azimuth)  # [Qa]
-    de, we = rule(asd_elevation)  # [Qe]
-    phi = azimuth.double()[..., None, None] + dx[:, None]  # [..., Qa, 1]
-    theta = elevation.double()[..., None, None] + de[None, :]  # [..., 1, Qe]
-    u = torch.sin(phi) * torch.cos(theta)  # [..., Qa, Qe]
-    weight = wx[:, None] * we[None, :]  # [Qa, Qe]
-    lags = torch.arange(antennas, dtype=torch.float64, device=dev)  # n - m >= 0
-    phase = 2 * math.pi * spacing * lags[:, None, None] * u[..., None, :, :]  # [..., N, Qa, Qe]
-    first_row = (torch.polar(torch.ones_like(phase), phase) * weight).sum(dim=(-2, -1))  # [..., N]
+    omega = 2 * math.pi * spacing * max(antennas - 1, 1)  # largest phase rate, rad per rad
+    xa, wa = (torch.as_tensor(a, device=dev) for a in _gaussian_rule(asd_azimuth, omega))
+    xe, we = (torch.as_tensor(a, device=dev) for a in _gaussian_rule(asd_elevation, omega))
+    weight = (wa[:, None] * we[None, :]).reshape(-1)  # [Q]
+    phi_all = azimuth.double().reshape(-1)
+    theta_all = elevation.double().reshape(-1)
+    rows = []
+    for start in range(0, phi_all.numel(), chunk):  # bounds memory at [chunk, Q] per step
+        phi = phi_all[start : start + chunk, None, None] + xa[:, None]  # [c, Qa, 1]
+        theta = theta_all[start : start + chunk, None, None] + xe[None, :]  # [c, 1, Qe]
+        u = (torch.sin(phi) * torch.cos(theta)).reshape(phi.shape[0], -1)  # [c, Q]
+        step = torch.polar(torch.ones_like(u), 2 * math.pi * spacing * u)  # exp(j 2 pi d u)
+        powers = [torch.ones_like(step)]
+        for _ in range(1, antennas):  # exp(j 2 pi d lag u) = step^lag: one exp per node
+            powers.append(powers[-1] * step)
+        rows.append(torch.stack(powers, dim=1) @ weight.to(step.dtype))  # [c, N]
+    first_row = torch.cat(rows).reshape(*azimuth.shape, antennas)
     m = torch.arange(antennas, device=dev)
     lag = m[None, :] - m[:, None]  # [N, N], n - m
     r = first_row[..., lag.abs()]

@@ -1,0 +1,76 @@
+import math
+
+import pytest
+
+from cfmimo.config import Scenario, build_scenario, preset, preset_names
+
+
+def test_tree_transformer_preset_numbers():
+    s = preset("tree-transformer")
+    assert (s.L, s.N, s.area_side_m, s.height_difference_m) == (16, 4, 500.0, 10.0)
+    assert (s.tau_c, s.tau_p, s.tau_u, s.tau_d) == (200, 10, 90, 100)
+    assert (s.ul_power_mw, s.dl_power_per_ap_mw, s.pilot_power_mw) == (100.0, 200.0, 100.0)
+    assert s.noise_dbm == pytest.approx(-93.9897, abs=1e-4)  # -174 + 73.01 + 7
+    assert s.pathloss.intercept_db == -30.5 and s.pathloss.exponent == 3.67
+    assert (s.shadowing_std_db, s.shadowing_decorrelation_m) == (4.0, 9.0)
+    assert s.prelog_ul == 0.45 and s.prelog_dl == 0.5
+    assert s.dl_total_power_mw == 3200.0
+    assert s.clustering.kind == "all" and s.dl_normalization == "per_realization"
+
+
+def test_elu_cosformer_uses_q8_dcc():
+    s = preset("elu-cosformer")
+    assert s.clustering.kind == "q_strongest" and s.clustering.q == 8
+
+
+def test_every_preset_builds_and_round_trips_yaml(tmp_path):
+    for name in preset_names():
+        s = preset(name)
+        s.to_yaml(tmp_path / f"{name}.yaml")
+        assert Scenario.from_yaml(tmp_path / f"{name}.yaml") == s
+
+
+def test_yaml_preset_key_and_overrides(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("preset: tree-transformer\nK: 33\nclustering: {kind: dcc}\n")
+    s = Scenario.from_yaml(f)
+    assert s.K == 33 and s.clustering.kind == "dcc" and s.name == "tree-transformer"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"K": 0}, "K"),
+        ({"L": -3}, "L"),
+        ({"area_side_m": -1.0}, "area_side_m"),
+        ({"shadowing_std_db": math.nan}, "shadowing_std_db"),
+        ({"tau_p": 50, "tau_u": 90, "tau_d": 100}, "tau_c"),
+        ({"colour": 1}, "colour"),
+        ({"clustering": {"kind": "q_strongest"}}, "q"),
+        ({"ue_layout": "disc_union"}, "ue_disc_radius_m"),
+    ],
+)
+def test_bad_values_raise_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        preset("tree-transformer", **overrides)
+
+
+def test_unknown_preset_lists_choices():
+    with pytest.raises(ValueError, match="unknown preset 'nope'.*tree-transformer"):
+        preset("nope")
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("K: -1\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*K"):
+        Scenario.from_yaml(f)
+
+
+def test_scenario_is_immutable_and_with_validates():
+    s = build_scenario({})
+    with pytest.raises(Exception):  # noqa: B017 - pydantic frozen instance error
+        s.K = 3
+    assert s.with_(K=7).K == 7
+    with pytest.raises(ValueError, match="K"):
+        s.with_(K=0)
