@@ -13,7 +13,14 @@ from cfmimo.sim.network import sample_channel_state, sample_networks
 def small_scenario():
     """L = 4 APs, N = 2, K = 6 UEs on tau_p = 3 pilots (pilot contamination), DCC clusters."""
     return preset(
-        "tree-transformer", L=4, K=6, N=2, tau_p=3, tau_u=97, area_side_m=200.0, realizations=8,
+        "tree-transformer",
+        L=4,
+        K=6,
+        N=2,
+        tau_p=3,
+        tau_u=97,
+        area_side_m=200.0,
+        realizations=8,
         clustering={"kind": "dcc"},
     )
 

@@ -56,7 +56,7 @@ def test_bad_values_raise_naming_the_field(overrides, field):
 
 
 def test_unknown_preset_lists_choices():
-    with pytest.raises(ValueError, match="unknown preset 'nope'.*tree-transformer"):
+    with pytest.raises(ValueError, match=r"unknown preset 'nope'.*tree-transformer"):
         preset("nope")
 
 

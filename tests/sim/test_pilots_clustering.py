@@ -14,7 +14,7 @@ from cfmimo.sim.pilots import assign_pilots
 
 def _reference_pilots(gain_db, tau_p):
     """Book Algorithm 4.1, one setup, readable loop."""
-    L, K = gain_db.shape
+    _L, K = gain_db.shape
     beta = 10 ** (gain_db / 10)
     pilot = []
     for k in range(K):
@@ -95,6 +95,6 @@ def test_serving_mask_dispatch_and_unserved():
     d = serving_mask(c, gain, d2d, pilot, master, 4)
     assert int(d.sum(-1).max()) == 4
     assert unserved_ues(d).any()  # 6 APs x 4 = 24 links cannot cover 20 UEs' best picks always
-    assert serving_mask(Clustering(kind="gain_threshold", threshold_db=0.0), gain, d2d, pilot, master, 4).equal(
-        gain >= 0
-    )
+    assert serving_mask(
+        Clustering(kind="gain_threshold", threshold_db=0.0), gain, d2d, pilot, master, 4
+    ).equal(gain >= 0)

@@ -14,6 +14,7 @@ tensor-product trapezoid rule on the truncated Gaussians (accurate to < 1e-8, se
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 
@@ -28,7 +29,7 @@ def _gaussian_rule(std: float, max_frequency: float, width: float = 6.5) -> tupl
     """
     if std == 0:
         return np.zeros(1), np.ones(1)
-    count = int(math.ceil(width * std * (max_frequency + 7.0 / std) / math.pi)) + 1
+    count = math.ceil(width * std * (max_frequency + 7.0 / std) / math.pi) + 1
     count += 1 - count % 2  # odd: the centre node sits on the mean
     x = np.linspace(-width * std, width * std, count)
     w = np.exp(-0.5 * (x / std) ** 2)

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from cfmimo.config import preset
+from cfmimo.sim.network import network_statistics, sample_channel_state, sample_networks
+
+
+def _tensors(net, st):
+    return [
+        net.ap_positions,
+        net.ue_positions,
+        net.gain_db,
+        net.correlation,
+        net.pilot,
+        net.serving,
+        st.h,
+        st.h_hat,
+    ]
+
+
+def test_same_seed_identical_different_seed_different():
+    sc = preset("elu-cosformer", K=12, realizations=4)
+    a = sample_networks(sc, 3, seed=5)
+    b = sample_networks(sc, 3, seed=5)
+    c = sample_networks(sc, 3, seed=6)
+    for x, y in zip(_tensors(a, sample_channel_state(a)), _tensors(b, sample_channel_state(b)), strict=True):
+        assert torch.equal(x, y)
+    for x, y in zip(
+        _tensors(a, sample_channel_state(a))[:4], _tensors(c, sample_channel_state(c))[:4], strict=True
+    ):
+        assert not torch.equal(x, y)
+
+
+def test_sample_content_independent_of_batch_composition():
+    sc = preset("tree-transformer", K=14, realizations=3)  # K > tau_p: Algorithm 4.1 and contamination
+    whole = sample_networks(sc, 5, seed=1, dtype=torch.float64)
+    part = sample_networks(sc, 2, seed=1, first_index=3, dtype=torch.float64)
+    sw, sp = sample_channel_state(whole), sample_channel_state(part)
+    for x, y in zip(_tensors(whole, sw), _tensors(part, sp), strict=True):
+        assert torch.equal(x[3:5], y)
+
+
+@pytest.mark.parametrize("name", ["tree-transformer", "elu-cosformer"])
+def test_presets_give_plausible_se(name):
+    # Sanity ranges for the papers' setting at K = 10 (MMSE, full UL power, equal DL power).
+    sc = preset(name, K=10, realizations=50)
+    net = sample_networks(sc, 8, seed=0)
+    ul, dl = network_statistics(net, sample_channel_state(net), "mmse")
+    from cfmimo.sim.uatf import downlink_sinr, spectral_efficiency, uplink_sinr
+
+    se_ul = spectral_efficiency(uplink_sinr(ul, torch.full((8, 10), 100.0)), sc.prelog_ul).mean().item()
+    se_dl = spectral_efficiency(downlink_sinr(dl, torch.full((8, 10), 320.0)), sc.prelog_dl).mean().item()
+    assert 1.5 < se_ul < 6.0 and 1.0 < se_dl < 6.0
+
+
+def test_chunking_does_not_change_statistics(small_net, small_state):
+    a = network_statistics(small_net, small_state, "pmmse")
+    b = network_statistics(small_net, small_state, "pmmse", chunk=3)
+    for x, y in zip(a, b, strict=True):
+        assert torch.allclose(x.interference, y.interference, rtol=1e-12)
