@@ -74,3 +74,14 @@ def test_scenario_is_immutable_and_with_validates():
     assert s.with_(K=7).K == 7
     with pytest.raises(ValueError, match="K"):
         s.with_(K=0)
+
+
+def test_other_papers_presets():
+    a = preset("aagnn")
+    assert (a.L, a.N, a.K, a.clustering.radius_m, a.ue_layout) == (4, 16, 8, 300.0, "disc_union")
+    assert a.pathloss.intercept_db == -13.54 and a.pathloss.exponent == pytest.approx(3.908)
+    e = preset("ee-gnn")
+    assert (e.L, e.N, e.K, e.area_side_m, e.noise_dbm, e.ap_layout) == (5, 5, 10, 100.0, -86.0, "grid")
+    g = preset("egat")
+    assert (g.L, g.N, g.K, g.wrap_around, g.shadowing_std_db, g.noise_dbm) == (8, 2, 4, True, 8.0, -85.0)
+    assert g.pathloss.model == "cost231_three_slope" and g.shadowing_model == "two_component"

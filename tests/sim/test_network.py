@@ -58,3 +58,17 @@ def test_chunking_does_not_change_statistics(small_net, small_state):
     b = network_statistics(small_net, small_state, "pmmse", chunk=3)
     for x, y in zip(a, b, strict=True):
         assert torch.allclose(x.interference, y.interference, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["aagnn", "ee-gnn", "egat"])
+def test_other_presets_sample(name):
+    sc = preset(name, realizations=4)
+    net = sample_networks(sc, 3, seed=0, dtype=torch.float64)
+    assert net.gain_db.shape == (3, sc.L, sc.K) and torch.isfinite(net.gain_db).all()
+    st = sample_channel_state(net)
+    assert st.h.shape == (3, 4, sc.L, sc.K, sc.N)
+    if name == "aagnn":  # every UE lies within 230.9 m of an AP, so the 300 m radius serves it
+        assert net.serving.any(dim=1).all()
+        # edge SNR of 10 dB at 400/sqrt(3) m by construction of the noise power
+        edge = -13.54 - 39.08 * torch.log10(torch.tensor(400 / 3**0.5)) - sc.noise_dbm + 30.0
+        assert edge.item() == pytest.approx(10.0, abs=1e-3)

@@ -1,0 +1,63 @@
+import json
+
+from typer.testing import CliRunner
+
+from cfmimo.cli import app
+
+runner = CliRunner()
+
+
+def test_help_everywhere():
+    for args in ([], ["--help"], ["simulate", "--help"], ["presets", "--help"]):
+        result = runner.invoke(app, args)
+        assert "Usage" in result.output, args
+
+
+def test_simulate_json_and_plot(tmp_path):
+    png = tmp_path / "layout.png"
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--preset",
+            "tree-transformer",
+            "--K",
+            "6",
+            "--realizations",
+            "20",
+            "--seed",
+            "3",
+            "--json",
+            "--plot",
+            str(png),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert set(out["se_ul"]) == {"mmse", "pmmse", "mr"} and len(out["se_dl"]["mmse"]) == 6
+    assert all(x > 0 for x in out["se_ul"]["mmse"])
+    # MMSE is the best UL combiner for every UE (book Section 5.1)
+    assert all(m >= r - 1e-9 for m, r in zip(out["se_ul"]["mmse"], out["se_ul"]["mr"], strict=True))
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_simulate_table_and_config_file(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("preset: elu-cosformer\nK: 5\nrealizations: 10\n")
+    result = runner.invoke(app, ["simulate", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert "elu-cosformer" in result.output and "mean" in result.output
+
+
+def test_simulate_bad_input_is_a_clear_error():
+    result = runner.invoke(app, ["simulate", "--K", "0"])
+    assert result.exit_code != 0 and "K" in result.output
+    result = runner.invoke(app, ["simulate", "--preset", "nope"])
+    assert result.exit_code != 0 and "unknown preset" in result.output
+
+
+def test_presets_list_and_show():
+    result = runner.invoke(app, ["presets"])
+    assert result.exit_code == 0 and "egat" in result.output
+    result = runner.invoke(app, ["presets", "aagnn"])
+    assert result.exit_code == 0 and "radius_m: 300.0" in result.output
