@@ -215,7 +215,12 @@ def network_statistics(
             net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype, device=net.gain_db.device
         )
     t = state.h.shape[1]
-    chunk = chunk or t
+    if chunk is None:
+        # The per-UE combiner path holds [B, t, K, K, K] Gram matrices (plus temporaries): bound
+        # them to ~512 MiB so K = 40 batches stay within a laptop's memory. Results do not depend on it.
+        batch, K, L = net.batch, net.pilot.shape[1], net.serving.shape[1]
+        per_realization = batch * (K**3 + L * K * K) * state.h.element_size() * 4
+        chunk = max(1, min(t, (512 * 2**20) // per_realization))
     acc = MomentAccumulator()
     for start in range(0, t, chunk):
         sl = slice(start, start + chunk)
