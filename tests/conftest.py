@@ -9,20 +9,23 @@ from cfmimo.config import preset
 from cfmimo.sim.network import sample_channel_state, sample_networks
 
 
+def small(**overrides):
+    """A small network: L = 4 APs, N = 2, K = 6 UEs on tau_p = 3 pilots (pilot contamination),
+    150 m square, DCC clusters; any field can be overridden."""
+    fields = dict(
+        L=4, K=6, N=2, tau_p=3, tau_u=97, area_side_m=150.0, realizations=8, clustering={"kind": "dcc"}
+    )
+    return preset("tree-transformer", **{**fields, **overrides})
+
+
+@pytest.fixture
+def small_factory():
+    return small
+
+
 @pytest.fixture
 def small_scenario():
-    """L = 4 APs, N = 2, K = 6 UEs on tau_p = 3 pilots (pilot contamination), DCC clusters."""
-    return preset(
-        "tree-transformer",
-        L=4,
-        K=6,
-        N=2,
-        tau_p=3,
-        tau_u=97,
-        area_side_m=200.0,
-        realizations=8,
-        clustering={"kind": "dcc"},
-    )
+    return small()
 
 
 @pytest.fixture

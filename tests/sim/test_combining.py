@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from cfmimo.config import preset
 from cfmimo.sim.combining import combiners
 from cfmimo.sim.network import sample_channel_state, sample_networks
 from cfmimo.sim.uatf import instantaneous_estimate_sinr
@@ -38,11 +37,9 @@ def _reference(scheme, h_hat, c, d, p):
 
 @pytest.mark.parametrize("clustering", ["all", "dcc", "q"])
 @pytest.mark.parametrize("scheme", ["mmse", "pmmse", "przf", "mr"])
-def test_combiners_match_direct_inverse(scheme, clustering):
+def test_combiners_match_direct_inverse(scheme, clustering, small_factory):
     cl = {"all": {"kind": "all"}, "dcc": {"kind": "dcc"}, "q": {"kind": "q_strongest", "q": 2}}[clustering]
-    sc = preset(
-        "tree-transformer", L=4, K=5, N=2, tau_p=3, tau_u=97, area_side_m=150.0, realizations=3, clustering=cl
-    )
+    sc = small_factory(K=5, realizations=3, clustering=cl)
     net = sample_networks(sc, 3, seed=2, dtype=torch.float64)
     st = sample_channel_state(net)
     p = torch.rand(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 100 + 1
@@ -51,18 +48,8 @@ def test_combiners_match_direct_inverse(scheme, clustering):
     assert torch.allclose(v, ref, rtol=1e-8, atol=1e-12 * ref.abs().max())
 
 
-def test_mixed_batch_uses_both_paths_consistently():
-    sc = preset(
-        "tree-transformer",
-        L=4,
-        K=3,
-        N=2,
-        tau_p=3,
-        tau_u=97,
-        area_side_m=150.0,
-        realizations=2,
-        clustering={"kind": "dcc"},
-    )
+def test_mixed_batch_uses_both_paths_consistently(small_factory):
+    sc = small_factory(K=3, realizations=2, clustering={"kind": "dcc"})
     net = sample_networks(sc, 4, seed=8, dtype=torch.float64)  # K = tau_p: DCC serves everyone
     st = sample_channel_state(net)
     serving = net.serving.clone()

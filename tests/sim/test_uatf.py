@@ -38,18 +38,8 @@ def _mr_closed_form(net, st):
 
 
 @pytest.mark.parametrize("correlation", ["iid", "local_scattering"])
-def test_mr_monte_carlo_matches_closed_form(correlation):
-    sc = preset(
-        "tree-transformer",
-        L=4,
-        K=6,
-        N=2,
-        tau_p=3,
-        tau_u=97,
-        area_side_m=150.0,
-        spatial_correlation=correlation,
-        clustering={"kind": "dcc"},
-    )
+def test_mr_monte_carlo_matches_closed_form(correlation, small_factory):
+    sc = small_factory(K=6, spatial_correlation=correlation, clustering={"kind": "dcc"})
     net = sample_networks(sc, 2, seed=21, dtype=torch.float64)
     st = sample_channel_state(net, realizations=40_000)
     ul, _ = network_statistics(net, st, "mr", chunk=10_000)
