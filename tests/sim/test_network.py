@@ -72,3 +72,18 @@ def test_other_presets_sample(name):
         # edge SNR of 10 dB at 400/sqrt(3) m by construction of the noise power
         edge = -13.54 - 39.08 * torch.log10(torch.tensor(400 / 3**0.5)) - sc.noise_dbm + 30.0
         assert edge.item() == pytest.approx(10.0, abs=1e-3)
+
+
+def test_theorem_5_1_se_dominates_for_mmse_and_matches_manual(small_net, small_state):
+    from cfmimo.sim.combining import combiners
+    from cfmimo.sim.network import instantaneous_estimate_se
+    from cfmimo.sim.uatf import instantaneous_estimate_sinr
+
+    se = {c: instantaneous_estimate_se(small_net, small_state, c) for c in ("mmse", "mr")}
+    p = torch.full((small_net.batch, small_net.scenario.K), 100.0, dtype=torch.float64)
+    v = combiners("mmse", small_state.h_hat, small_state.error_cov, small_net.serving, p)
+    manual = small_net.scenario.prelog_ul * torch.log2(
+        1 + instantaneous_estimate_sinr(v, small_state.h_hat, small_state.error_cov, p)
+    ).mean(1)
+    assert torch.allclose(se["mmse"], manual)
+    assert bool((se["mmse"] >= se["mr"] - 1e-12).all())  # MMSE maximizes the instantaneous SINR

@@ -171,7 +171,9 @@ def check_book_arrays(
         R not Hermitian, Np without H or Hhat.
     """
     if not isinstance(arrays, Mapping):
-        raise TypeError(f"{source}: book arrays must be a mapping of names to arrays, got {type(arrays).__name__}")
+        raise TypeError(
+            f"{source}: book arrays must be a mapping of names to arrays, got {type(arrays).__name__}"
+        )
     for name in (*REQUIRED_FIELDS, *require):
         if name not in BOOK_FIELDS:
             raise ValueError(f"unknown book field {name!r} in require; known: {', '.join(BOOK_FIELDS)}")
@@ -200,7 +202,9 @@ def check_book_arrays(
 
     L = _count("gainOverNoisedB", raw["gainOverNoisedB"], K, source, "L")
     dims = f"L = {L}, K = {K}"
-    gain = _real(_fit("gainOverNoisedB", raw["gainOverNoisedB"], (L, K), source, dims), "gainOverNoisedB", source)
+    gain = _real(
+        _fit("gainOverNoisedB", raw["gainOverNoisedB"], (L, K), source, dims), "gainOverNoisedB", source
+    )
     _finite("gainOverNoisedB", gain, source)
     out["gainOverNoisedB"] = gain
 
@@ -369,8 +373,10 @@ def to_book(
             out[name] = _positions_to_book(pos)
     if state is not None:
         if state.h.dim() != 5 or tuple(state.h.shape[0:1]) + tuple(state.h.shape[2:]) != (net.batch, L, K, N):
-            raise ValueError(f"state.h must be [B, T, L, K, N] = [{net.batch}, T, {L}, {K}, {N}], got "
-                             f"{tuple(state.h.shape)}")
+            raise ValueError(
+                f"state.h must be [B, T, L, K, N] = [{net.batch}, T, {L}, {K}, {N}], got "
+                f"{tuple(state.h.shape)}"
+            )
         out["H"] = _h_to_book(state.h[b])
         if estimates:
             out["Hhat"] = _h_to_book(state.h_hat[b])
@@ -379,8 +385,11 @@ def to_book(
     elif estimates:
         raise ValueError("estimates=True needs state")
     if pilot_noise is not None:
-        if pilot_noise.dim() != 5 or pilot_noise.shape[0] != net.batch or pilot_noise.shape[2] != L or (
-            pilot_noise.shape[4] != N
+        if (
+            pilot_noise.dim() != 5
+            or pilot_noise.shape[0] != net.batch
+            or pilot_noise.shape[2] != L
+            or (pilot_noise.shape[4] != N)
         ):
             raise ValueError(
                 f"pilot_noise must be [B, T, L, tau_p, N] = [{net.batch}, T, {L}, tau_p, {N}], got "
@@ -392,7 +401,9 @@ def to_book(
             raise ValueError(
                 f"pilot_noise has T = {pilot_noise.shape[1]} realizations, state.h has {state.h.shape[1]}"
             )
-        out["Np"] = pilot_noise[b].detach().cpu().numpy().transpose(3, 0, 1, 2)  # [T, L, tau_p, N] -> [N, T, L, tau_p]
+        out["Np"] = (
+            pilot_noise[b].detach().cpu().numpy().transpose(3, 0, 1, 2)
+        )  # [T, L, tau_p, N] -> [N, T, L, tau_p]
     return check_book_arrays(out, source=f"to_book(index={index})")
 
 
@@ -659,8 +670,11 @@ def load_npz(path: str | os.PathLike, *, require: Iterable[str] = ()) -> dict[st
     if not path.is_file():
         raise FileNotFoundError(f"no such .npz file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            raw = {k: data[k] for k in data.files if k in BOOK_FIELDS}
+        data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
         raise ValueError(f"{path}: cannot read as a NumPy .npz file: {err}") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not a .npz archive of named arrays (got a single array)")
+    with data:
+        raw = {k: data[k] for k in data.files if k in BOOK_FIELDS}
     return check_book_arrays(raw, source=str(path), require=require)

@@ -33,7 +33,13 @@ from cfmimo.sim.estimation import (
 from cfmimo.sim.geometry import disc_union_positions, grid_positions, link_angles, uniform_positions
 from cfmimo.sim.pathloss import pathloss_gain_db, shadowing_db
 from cfmimo.sim.pilots import assign_pilots
-from cfmimo.sim.uatf import DownlinkStatistics, MomentAccumulator, UplinkStatistics, cross_terms
+from cfmimo.sim.uatf import (
+    DownlinkStatistics,
+    MomentAccumulator,
+    UplinkStatistics,
+    cross_terms,
+    instantaneous_estimate_sinr,
+)
 
 
 @dataclass(frozen=True)
@@ -227,3 +233,27 @@ def network_statistics(
         v = combiners(combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power)
         acc.add(*cross_terms(v, state.h[:, sl]))
     return acc.finalize(dl_normalization or sc.dl_normalization)
+
+
+def instantaneous_estimate_se(
+    net: Network,
+    state: ChannelState,
+    combiner: str = "mmse",
+    *,
+    ul_power: torch.Tensor | None = None,
+    design_power: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """UL SE with the book's Theorem 5.1 (centralized, instantaneous estimates):
+    SE_k = (tau_u/tau_c) E{log2(1 + SINR_k)}, SINR as in ``uatf.instantaneous_estimate_sinr``.
+
+    Combiners are designed at ``design_power`` and data sent at ``ul_power`` (both full UL power
+    by default). Shapes: ul_power, design_power [B, K] -> [B, K].
+    """
+    sc = net.scenario
+    full = torch.full(net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype, device=net.gain_db.device)
+    p = full if ul_power is None else ul_power
+    v = combiners(
+        combiner, state.h_hat, state.error_cov, net.serving, full if design_power is None else design_power
+    )
+    sinr = instantaneous_estimate_sinr(v, state.h_hat, state.error_cov, p)
+    return sc.prelog_ul * torch.log2(1.0 + sinr).mean(dim=1)
