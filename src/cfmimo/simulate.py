@@ -15,19 +15,9 @@ import torch
 
 from cfmimo.config import Scenario
 from cfmimo.sim.network import Network, network_statistics, sample_channel_state, sample_networks
-from cfmimo.sim.uatf import DownlinkStatistics, downlink_sinr, spectral_efficiency, uplink_sinr
+from cfmimo.sim.uatf import downlink_sinr, equal_downlink_power, spectral_efficiency, uplink_sinr
 
 DEFAULT_COMBINERS = ("mmse", "pmmse", "mr")
-
-
-def equal_dl_power(scenario: Scenario, dl: DownlinkStatistics) -> torch.Tensor:
-    """Equal DL powers under the scenario's DL constraint (module docstring). Shapes: -> [B, K]."""
-    batch, _, K = dl.ap_power_share.shape
-    if scenario.dl_normalization == "per_realization":
-        return torch.full((batch, K), scenario.dl_total_power_mw / K, dtype=dl.signal.dtype)
-    load = dl.ap_power_share.sum(-1)  # [B, L]: AP power per unit rho
-    rho = (scenario.dl_power_per_ap_mw / load.clamp_min(1e-30)).min(dim=1).values  # [B]
-    return rho[:, None].expand(batch, K).clone()
 
 
 @dataclass(frozen=True)
@@ -70,6 +60,6 @@ def simulate_setup(
     for name in combiner_names:
         ul, dl = network_statistics(net, state, name, design_power=p)
         ul_se[name] = spectral_efficiency(uplink_sinr(ul, p), scenario.prelog_ul)[0].tolist()
-        rho = equal_dl_power(scenario, dl)
+        rho = equal_downlink_power(dl, scenario.dl_normalization, scenario.dl_power_per_ap_mw)
         dl_se[name] = spectral_efficiency(downlink_sinr(dl, rho), scenario.prelog_dl)[0].tolist()
     return SetupReport(scenario, seed, net, ul_se, dl_se, time.perf_counter() - start)

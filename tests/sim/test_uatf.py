@@ -164,3 +164,20 @@ def test_se_is_differentiable_in_powers(small_net, small_state):
     p = torch.full((small_net.batch, small_net.scenario.K), 50.0, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda q: spectral_efficiency(uplink_sinr(ul, q), 0.45), (p,))
     assert torch.autograd.gradcheck(lambda q: spectral_efficiency(downlink_sinr(dl, q), 0.5), (p,))
+
+
+def test_equal_downlink_power_meets_each_constraint(small_net, small_state):
+    from cfmimo.sim.uatf import equal_downlink_power
+
+    for norm in ("per_realization", "average"):
+        _, dl = network_statistics(small_net, small_state, "mmse", dl_normalization=norm)
+        rho = equal_downlink_power(dl, norm, 200.0)
+        assert torch.allclose(rho, rho[:, :1].expand_as(rho))  # equal across UEs
+        if norm == "per_realization":
+            assert torch.allclose(
+                rho.sum(1), torch.full((small_net.batch,), 200.0 * small_net.scenario.L, dtype=rho.dtype)
+            )
+        else:  # the most loaded AP is exactly at its limit
+            assert torch.allclose(
+                per_ap_power(dl, rho).amax(1), torch.full((small_net.batch,), 200.0, dtype=rho.dtype)
+            )

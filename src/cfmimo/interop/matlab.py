@@ -63,7 +63,7 @@ from cfmimo.config import Scenario
 from cfmimo.sim.geometry import distances_2d
 from cfmimo.sim.network import ChannelState, Network, estimate, network_statistics
 from cfmimo.sim.pilots import master_aps
-from cfmimo.sim.uatf import downlink_sinr, per_ap_power, spectral_efficiency, uplink_sinr
+from cfmimo.sim.uatf import downlink_sinr, equal_downlink_power, spectral_efficiency, uplink_sinr
 
 #: Every field this module reads or writes, in the book's names.
 BOOK_FIELDS = (
@@ -564,11 +564,7 @@ def book_spectral_efficiency(
     p = torch.full(net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype)
     se_ul = spectral_efficiency(uplink_sinr(ul, p), sc.prelog_ul)
     if dl_power is None:
-        if normalization == "per_realization":
-            dl_power = torch.full_like(p, sc.dl_total_power_mw / sc.K)
-        else:
-            load = per_ap_power(dl, torch.ones_like(p)).amax(dim=-1, keepdim=True)  # [B, 1]
-            dl_power = (sc.dl_power_per_ap_mw / load.clamp_min(torch.finfo(load.dtype).tiny)).expand_as(p)
+        dl_power = equal_downlink_power(dl, normalization, sc.dl_power_per_ap_mw)
     elif tuple(dl_power.shape) != tuple(p.shape):
         raise ValueError(f"dl_power must be [B, K] = {tuple(p.shape)}, got {tuple(dl_power.shape)}")
     se_dl = spectral_efficiency(downlink_sinr(dl, dl_power), sc.prelog_dl)

@@ -189,3 +189,26 @@ def instantaneous_estimate_sinr(
     z = torch.einsum("bk,blknm->blnm", p.to(cdtype), error_cov) + eye  # [B, L, N, N]
     quad = torch.einsum("btlkn,blnm,btlkm->btk", v.conj(), z, v).real
     return _safe_div(signal, interference + quad)
+
+
+def equal_downlink_power(
+    stats: DownlinkStatistics, normalization: str, power_per_ap_mw: float
+) -> torch.Tensor:
+    """Equal DL powers for all UEs under the constraint that goes with the precoder normalization.
+
+    ``per_realization`` (the papers' sum constraint): rho_k = L * P / K.
+    ``average`` (the book's per-AP limits): the largest common rho with sum_k rho E{||w_kl||^2} <= P
+    at every AP, i.e. rho = min_l P / sum_k E{||w_kl||^2}.
+
+    Shapes:
+        -> [B, K].
+    """
+    batch, L, K = stats.ap_power_share.shape
+    if normalization == "per_realization":
+        return torch.full(
+            (batch, K), L * power_per_ap_mw / K, dtype=stats.signal.dtype, device=stats.signal.device
+        )
+    if normalization != "average":
+        raise ValueError(f"normalization must be 'per_realization' or 'average', got {normalization!r}")
+    load = stats.ap_power_share.sum(-1).amax(-1, keepdim=True)  # [B, 1]: the most loaded AP per unit rho
+    return (power_per_ap_mw / load.clamp_min(torch.finfo(load.dtype).tiny)).expand(batch, K).clone()
