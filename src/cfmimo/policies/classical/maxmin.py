@@ -133,10 +133,12 @@ def maxmin_closed_form(
     hi = row_sum + u.amax(-1) * a.sum(-1).amax(-1) + 1e-300  # f(hi) <= 1 (see tests)
     lo = torch.zeros_like(hi)
     lam = hi.clone()
+    best = hi.clone()  # the last valid iterate (hi is valid by construction)
     converged = ~any_active
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         valid, f, df, _, _ = evaluate(lam)
+        best = torch.where(valid & ~converged, lam, best)
         h = torch.where(valid, 1.0 / f - 1.0, -torch.ones_like(f))  # increasing in lambda; root at lambda*
         hi = torch.where(valid & (h >= 0), torch.minimum(hi, lam), hi)
         lo = torch.where(~valid | (h < 0), torch.maximum(lo, lam), lo)
@@ -147,9 +149,9 @@ def maxmin_closed_form(
         newton = lam - h / dh
         inside = valid & (newton > lo) & (newton < hi) & torch.isfinite(newton)
         lam = torch.where(converged, lam, torch.where(inside, newton, 0.5 * (lo + hi)))
-    # The answer is the feasible side of the bracket, scaled so the binding constraint is tight.
-    lam_star = torch.where(converged & ~any_active, hi, torch.where((lam <= hi) & (lam >= lo), hi, hi))
-    valid, f, _, p, j = evaluate(lam_star)
+    # Any valid lambda gives p(lambda) with equal SINRs 1/lambda; scaling by 1/f makes the binding
+    # constraint tight. At the root (within rtol) this is the optimum.
+    valid, f, _, p, j = evaluate(best)
     p = torch.where(valid[:, None], p / f.clamp_min(1e-300)[:, None], torch.zeros_like(p))
     p = torch.where(act, p, torch.zeros_like(p)).to(out_dtype)
     sinr = problem.sinr(p)

@@ -1,0 +1,1 @@
+"""Policies map a batch of problem instances to a batch of decisions (classical or neural)."""

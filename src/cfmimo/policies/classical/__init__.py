@@ -1,0 +1,1 @@
+"""Classical allocation algorithms: exact max-min power control, fixed points, convex references."""
