@@ -1,0 +1,120 @@
+"""Power-control policies for ``MaxMinPower`` instances (and the power part of clustering ones).
+
+* ``MaxMinClosedForm``: the exact optimum (``maxmin.maxmin_closed_form``), UL and DL.
+* ``MaxMinFixedPoint``: the book's Algorithms 7.1/7.3 with its stopping rule (SINR spread < 0.01).
+* ``FullPower``: every UE at P_UL; equal DL powers under the instance's DL constraint.
+* ``FractionalPower``: the book's fractional power control heuristic (Section 7.1, UL:
+  p_k = P (min_i g_i)^nu / g_k^nu with g_k = sum_{l in M_k} beta_lk, so weak UEs get more power
+  for nu > 0); DL: rho_k proportional to g_k^nu_dl, scaled so the binding DL constraint is tight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cfmimo.policies.classical.maxmin import (
+    MaxMinSolution,
+    downlink_affine,
+    maxmin_closed_form,
+    maxmin_fixed_point,
+    uplink_affine,
+)
+from cfmimo.problems.base import Allocation
+from cfmimo.problems.maxmin_power import PowerInstance
+
+
+def _ul_caps(instance: PowerInstance) -> torch.Tensor:
+    K = instance.ul_budget.shape[-1]
+    return torch.eye(K, dtype=instance.ul_budget.dtype, device=instance.ul_budget.device).expand(
+        instance.batch, K, K
+    )
+
+
+def _info(ul: MaxMinSolution, dl: MaxMinSolution) -> dict:
+    return {
+        "sinr_ul": ul.min_sinr,
+        "sinr_dl": dl.min_sinr,
+        "iterations_ul": ul.iterations,
+        "iterations_dl": dl.iterations,
+        "converged": ul.converged & dl.converged,
+    }
+
+
+@dataclass(frozen=True)
+class MaxMinClosedForm:
+    """Exact max-min UL and DL powers (Miretti et al. 2022; DESIGN 9.10)."""
+
+    rtol: float = 1e-12
+
+    def __call__(self, instance: PowerInstance) -> Allocation:
+        ul = maxmin_closed_form(
+            uplink_affine(instance.uplink), _ul_caps(instance), instance.ul_budget, rtol=self.rtol
+        )
+        dl = maxmin_closed_form(
+            downlink_affine(instance.downlink), instance.dl_weights, instance.dl_budget, rtol=self.rtol
+        )
+        return Allocation(p_ul=ul.power, p_dl=dl.power, info=_info(ul, dl))
+
+
+@dataclass(frozen=True)
+class MaxMinFixedPoint:
+    """The book's fixed-point algorithms 7.1 (UL) / 7.3 (DL); ``tolerance`` on the SINR spread."""
+
+    tolerance: float = 0.01
+    max_iter: int = 100_000
+
+    def __call__(self, instance: PowerInstance) -> Allocation:
+        ul = maxmin_fixed_point(
+            uplink_affine(instance.uplink),
+            _ul_caps(instance),
+            instance.ul_budget,
+            tolerance=self.tolerance,
+            max_iter=self.max_iter,
+        )
+        dl = maxmin_fixed_point(
+            downlink_affine(instance.downlink),
+            instance.dl_weights,
+            instance.dl_budget,
+            tolerance=self.tolerance,
+            max_iter=self.max_iter,
+        )
+        return Allocation(p_ul=ul.power, p_dl=dl.power, info=_info(ul, dl))
+
+
+def scale_to_budget(power: torch.Tensor, weights: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+    """Scale each instance's powers so the most loaded constraint is tight.
+
+    Shapes: power [B, K], weights [B, J, K], budget [B, J] -> [B, K].
+    """
+    load = ((weights @ power[..., None]).squeeze(-1) / budget).amax(-1, keepdim=True)
+    return power / load.clamp_min(torch.finfo(power.dtype).tiny)
+
+
+@dataclass(frozen=True)
+class FullPower:
+    """UL: every UE at its cap. DL: equal powers, scaled to the DL constraint."""
+
+    def __call__(self, instance: PowerInstance) -> Allocation:
+        rho = scale_to_budget(torch.ones_like(instance.ul_budget), instance.dl_weights, instance.dl_budget)
+        return Allocation(p_ul=instance.ul_budget.clone(), p_dl=rho)
+
+
+@dataclass(frozen=True)
+class FractionalPower:
+    """Fractional power control (module docstring); ``nu_ul``/``nu_dl`` are the exponents."""
+
+    nu_ul: float = 0.5
+    nu_dl: float = 0.5
+
+    def __call__(self, instance: PowerInstance) -> Allocation:
+        net = instance.network
+        g = (net.beta * net.serving).sum(1).to(instance.ul_budget.dtype)  # [B, K]: sum_{l in M_k} beta_lk
+        served = g > 0
+        g_safe = torch.where(served, g, torch.ones_like(g))
+        g_min = torch.where(served, g, torch.full_like(g, torch.inf)).amin(-1, keepdim=True)
+        p = instance.ul_budget * (g_min / g_safe) ** self.nu_ul
+        rho = scale_to_budget(g_safe**self.nu_dl, instance.dl_weights, instance.dl_budget)
+        zero = torch.zeros_like(p)
+        return Allocation(p_ul=torch.where(served, p, zero), p_dl=torch.where(served, rho, zero))

@@ -1,0 +1,1 @@
+"""Problem families: what is decided, how it is scored, what is feasible."""

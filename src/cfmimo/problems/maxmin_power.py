@@ -1,0 +1,164 @@
+"""Max-min fair UL and DL power control for given clusters (tree-transformer eqs. (8)-(9),
+elu-cosformer eqs. (9)-(10), the book's Section 7).
+
+    UL:  max_{p >= 0} min_k SE_k^UL   s.t.  p_k <= P_UL                      (per-UE caps)
+    DL:  max_{rho >= 0} min_k SE_k^DL s.t.  sum_k rho_k <= sum_l P_l          ("sum", the papers)
+                                       or   sum_k rho_k E{||w_kl||^2} <= P_l  ("per_ap", the book)
+
+SEs are UatF bounds for combiners/precoders computed once (centralized MMSE at full UL power by
+default, the book's Section 7.1); only the powers are decided. The DL constraint follows the
+precoder normalization unless given: per-realization w_k = v_k/||v_k|| goes with "sum", the
+book's average normalization with "per_ap".
+The objective is min_k SE_k^UL + min_k SE_k^DL; ``metrics`` reports both links separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from cfmimo.config import Scenario
+from cfmimo.problems.base import Allocation, Problem, relative_excess
+from cfmimo.sim.network import (
+    ChannelState,
+    Network,
+    network_statistics,
+    sample_channel_state,
+    sample_networks,
+)
+from cfmimo.sim.uatf import (
+    DownlinkStatistics,
+    UplinkStatistics,
+    downlink_sinr,
+    spectral_efficiency,
+    uplink_sinr,
+)
+
+DLConstraint = Literal["sum", "per_ap"]
+
+
+@dataclass(frozen=True)
+class PowerInstance:
+    """B max-min power instances: statistics of fixed combiners/precoders plus the budgets.
+
+    Shapes:
+        uplink/downlink statistics with K UEs; ul_budget [B, K] (mW); dl_weights [B, J, K] and
+        dl_budget [B, J] encode the DL constraints dl_weights @ rho <= dl_budget (J = 1 for "sum",
+        J = L for "per_ap").
+    """
+
+    network: Network
+    uplink: UplinkStatistics
+    downlink: DownlinkStatistics
+    ul_budget: torch.Tensor
+    dl_weights: torch.Tensor
+    dl_budget: torch.Tensor
+    dl_constraint: DLConstraint
+    prelog_ul: float
+    prelog_dl: float
+
+    def __post_init__(self) -> None:
+        B, K = self.uplink.signal.shape
+        if self.ul_budget.shape != (B, K):
+            raise ValueError(f"ul_budget must be [B, K] = {(B, K)}, got {tuple(self.ul_budget.shape)}")
+        if self.dl_weights.dim() != 3 or self.dl_weights.shape[0] != B or self.dl_weights.shape[2] != K:
+            raise ValueError(
+                f"dl_weights must be [B, J, K] with B = {B}, K = {K}, got {tuple(self.dl_weights.shape)}"
+            )
+        if self.dl_budget.shape != self.dl_weights.shape[:2]:
+            raise ValueError(f"dl_budget must be [B, J] = {tuple(self.dl_weights.shape[:2])}")
+        if self.dl_constraint not in ("sum", "per_ap"):
+            raise ValueError(f"dl_constraint must be 'sum' or 'per_ap', got {self.dl_constraint!r}")
+
+    @property
+    def batch(self) -> int:
+        return self.ul_budget.shape[0]
+
+
+def dl_constraints(
+    scenario: Scenario, downlink: DownlinkStatistics, constraint: DLConstraint
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weights [B, J, K], budget [B, J]) of the DL power constraint."""
+    share = downlink.ap_power_share  # [B, L, K]
+    B, L, K = share.shape
+    if constraint == "sum":
+        weights = torch.ones(B, 1, K, dtype=share.dtype, device=share.device)
+        return weights, torch.full(
+            (B, 1), L * scenario.dl_power_per_ap_mw, dtype=share.dtype, device=share.device
+        )
+    return share, torch.full((B, L), scenario.dl_power_per_ap_mw, dtype=share.dtype, device=share.device)
+
+
+def power_instance(
+    net: Network,
+    state: ChannelState,
+    *,
+    combiner: str = "mmse",
+    dl_constraint: DLConstraint | None = None,
+    serving: torch.Tensor | None = None,
+) -> PowerInstance:
+    """Statistics of ``net`` (or of the clusters ``serving`` [B, L, K]) as a PowerInstance."""
+    sc = net.scenario
+    if serving is not None:
+        if serving.shape != net.serving.shape:
+            raise ValueError(
+                f"serving must be [B, L, K] = {tuple(net.serving.shape)}, got {tuple(serving.shape)}"
+            )
+        net = Network(**{**net.__dict__, "serving": serving.to(torch.bool)})
+    constraint = dl_constraint or ("sum" if sc.dl_normalization == "per_realization" else "per_ap")
+    ul, dl = network_statistics(net, state, combiner)
+    weights, budget = dl_constraints(sc, dl, constraint)
+    ul_budget = torch.full(net.pilot.shape, sc.ul_power_mw, dtype=ul.signal.dtype, device=ul.signal.device)
+    return PowerInstance(net, ul, dl, ul_budget, weights, budget, constraint, sc.prelog_ul, sc.prelog_dl)
+
+
+class MaxMinPower(Problem[PowerInstance]):
+    """Max-min fair UL/DL powers for given clusters (module docstring)."""
+
+    decision_fields = ("p_ul", "p_dl")
+
+    def __init__(self, combiner: str = "mmse", dl_constraint: DLConstraint | None = None) -> None:
+        self.combiner = combiner
+        self.dl_constraint = dl_constraint
+
+    def sample(
+        self, scenario, batch, *, seed, first_index=0, dtype=torch.float32, device=None
+    ) -> PowerInstance:
+        net = sample_networks(scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device)
+        return power_instance(
+            net, sample_channel_state(net), combiner=self.combiner, dl_constraint=self.dl_constraint
+        )
+
+    def metrics(self, instance: PowerInstance, allocation: Allocation) -> dict[str, torch.Tensor]:
+        self.check(instance, allocation)
+        sinr_ul = uplink_sinr(instance.uplink, allocation.p_ul)
+        sinr_dl = downlink_sinr(instance.downlink, allocation.p_dl)
+        se_ul = spectral_efficiency(sinr_ul, instance.prelog_ul)
+        se_dl = spectral_efficiency(sinr_dl, instance.prelog_dl)
+        return {
+            "sinr_ul": sinr_ul,
+            "sinr_dl": sinr_dl,
+            "se_ul": se_ul,
+            "se_dl": se_dl,
+            "min_se_ul": se_ul.amin(-1),
+            "min_se_dl": se_dl.amin(-1),
+            "mean_se_ul": se_ul.mean(-1),
+            "mean_se_dl": se_dl.mean(-1),
+        }
+
+    def objective(self, instance: PowerInstance, allocation: Allocation) -> torch.Tensor:
+        m = self.metrics(instance, allocation)
+        return m["min_se_ul"] + m["min_se_dl"]
+
+    def violation(self, instance: PowerInstance, allocation: Allocation) -> torch.Tensor:
+        self.check(instance, allocation)
+        p, rho = allocation.p_ul, allocation.p_dl
+        negative = torch.maximum(
+            (-p / instance.ul_budget).clamp_min(0).amax(-1),
+            (-rho).clamp_min(0).amax(-1) / instance.dl_budget.amin(-1),
+        )
+        ul = relative_excess(p, instance.ul_budget)
+        dl = relative_excess((instance.dl_weights @ rho[..., None]).squeeze(-1), instance.dl_budget)
+        return torch.maximum(torch.maximum(ul, dl), negative)
