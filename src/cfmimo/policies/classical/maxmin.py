@@ -101,9 +101,17 @@ def _check_constraints(problem: AffineSINR, A: torch.Tensor, budget: torch.Tenso
 
 
 def maxmin_closed_form(
-    problem: AffineSINR, A: torch.Tensor, budget: torch.Tensor, *, rtol: float = 1e-12, max_iter: int = 200
+    problem: AffineSINR,
+    A: torch.Tensor,
+    budget: torch.Tensor,
+    *,
+    rtol: float = 1e-12,
+    max_iter: int = 200,
+    warm_start: int = 4,
 ) -> MaxMinSolution:
     """Exact max-min powers: the root of f(lambda) = 1 (module docstring), batched, in float64.
+
+    ``warm_start`` fixed-point steps give a tight bracket before the safeguarded Newton steps.
 
     Shapes:
         A [B, J, K] >= 0, budget [B, J] > 0 -> MaxMinSolution (outputs in the input dtype).
@@ -129,9 +137,18 @@ def maxmin_closed_form(
         return valid & (f > 0), f, df, p, j
 
     any_active = act.any(-1)
-    row_sum = t.sum(-1).amax(-1)  # ||T||_inf >= rho(T)
-    hi = row_sum + u.amax(-1) * a.sum(-1).amax(-1) + 1e-300  # f(hi) <= 1 (see tests)
-    lo = torch.zeros_like(hi)
+    # Bracket from a few steps of the book's fixed point: for any p > 0 with max_j a_j^T p / P_j = 1,
+    # min_k SINR_k(p) <= 1/lambda*, so lambda* <= max_k (T p + u)_k / p_k (a tight, valid upper
+    # bound), and lambda* >= min_k (T p + u)_k / p_k (Krause's concave Perron-Frobenius bounds).
+    p0 = act.double()
+    for _ in range(warm_start):
+        p0 = p0 / (a @ p0[..., None]).squeeze(-1).amax(-1, keepdim=True).clamp_min(1e-300)
+        p0 = torch.where(act, (t @ p0[..., None]).squeeze(-1) + u, torch.zeros_like(p0))
+    p0 = p0 / (a @ p0[..., None]).squeeze(-1).amax(-1, keepdim=True).clamp_min(1e-300)
+    ratio = ((t @ p0[..., None]).squeeze(-1) + u) / torch.where(act, p0, torch.ones_like(p0))
+    hi = torch.where(act, ratio, torch.zeros_like(ratio)).amax(-1) * (1 + 1e-12) + 1e-300
+    lo = torch.where(act, ratio, torch.full_like(ratio, torch.inf)).amin(-1) * (1 - 1e-12)
+    lo = torch.where(any_active, lo, torch.zeros_like(lo))
     lam = hi.clone()
     best = hi.clone()  # the last valid iterate (hi is valid by construction)
     converged = ~any_active
