@@ -61,3 +61,42 @@ def test_presets_list_and_show():
     assert result.exit_code == 0 and "egat" in result.output
     result = runner.invoke(app, ["presets", "aagnn"])
     assert result.exit_code == 0 and "radius_m: 300.0" in result.output
+
+
+def test_solve_max_min_json_and_table():
+    result = runner.invoke(
+        app, ["solve", "max-min", "--K", "6", "--setups", "3", "--realizations", "20", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    pol = out["policies"]
+    assert set(pol) == {"closed_form", "fixed_point", "full_power", "fractional"}
+    assert all(p["feasibility_probability"] == 1.0 for p in pol.values())
+    for other in ("full_power", "fractional"):  # the optimum's worst UE is the best worst UE
+        assert pol["closed_form"]["min_se_ul"] >= pol[other]["min_se_ul"] - 1e-9
+        assert pol["closed_form"]["min_se_dl"] >= pol[other]["min_se_dl"] - 1e-9
+    result = runner.invoke(
+        app,
+        [
+            "solve",
+            "max-min",
+            "--preset",
+            "elu-cosformer",
+            "--K",
+            "5",
+            "--setups",
+            "2",
+            "--realizations",
+            "10",
+            "--dl-constraint",
+            "per_ap",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "closed_form" in result.output and "per_ap" in result.output
+
+
+def test_solve_bad_input():
+    result = runner.invoke(app, ["solve", "max-min", "--dl-constraint", "bogus", "--setups", "1"])
+    assert result.exit_code != 0 and "dl-constraint" in result.output
+    assert runner.invoke(app, ["solve", "max-min", "--help"]).exit_code == 0

@@ -25,8 +25,10 @@ from cfmimo.sim.network import (
     ChannelState,
     Network,
     network_statistics,
+    permute_ues,
     sample_channel_state,
     sample_networks,
+    take_setups,
 )
 from cfmimo.sim.uatf import (
     DownlinkStatistics,
@@ -75,6 +77,36 @@ class PowerInstance:
     @property
     def batch(self) -> int:
         return self.ul_budget.shape[0]
+
+    def take(self, index: torch.Tensor | slice) -> PowerInstance:
+        """A sub-batch of instances (``index``: slice or 1-D long tensor)."""
+        ul, dl = self.uplink, self.downlink
+        return PowerInstance(
+            take_setups(self.network, index),
+            UplinkStatistics(ul.signal[index], ul.interference[index], ul.noise[index]),
+            DownlinkStatistics(dl.signal[index], dl.interference[index], dl.ap_power_share[index]),
+            self.ul_budget[index],
+            self.dl_weights[index],
+            self.dl_budget[index],
+            self.dl_constraint,
+            self.prelog_ul,
+            self.prelog_dl,
+        )
+
+    def permute_ues(self, perm: torch.Tensor) -> PowerInstance:
+        """The same instances with UEs reordered (new UE k = old UE perm[k])."""
+        ul, dl, p = self.uplink, self.downlink, perm
+        return PowerInstance(
+            permute_ues(self.network, p),
+            UplinkStatistics(ul.signal[:, p], ul.interference[:, p][:, :, p], ul.noise[:, p]),
+            DownlinkStatistics(dl.signal[:, p], dl.interference[:, p][:, :, p], dl.ap_power_share[:, :, p]),
+            self.ul_budget[:, p],
+            self.dl_weights[:, :, p],
+            self.dl_budget,
+            self.dl_constraint,
+            self.prelog_ul,
+            self.prelog_dl,
+        )
 
 
 def dl_constraints(

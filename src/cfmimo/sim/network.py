@@ -257,3 +257,44 @@ def instantaneous_estimate_se(
     )
     sinr = instantaneous_estimate_sinr(v, state.h_hat, state.error_cov, p)
     return sc.prelog_ul * torch.log2(1.0 + sinr).mean(dim=1)
+
+
+def permute_ues(net: Network, perm: torch.Tensor) -> Network:
+    """The same setups with UEs reordered (``perm`` [K]: new UE k is old UE perm[k]).
+
+    Every UE-indexed tensor is permuted; pilots and clusters are carried along (not recomputed:
+    Algorithm 4.1 depends on UE order, so re-running it could assign other pilots).
+    """
+    p = perm.to(net.pilot.device)
+    return Network(
+        net.scenario,
+        net.seed,
+        net.indices,
+        net.ap_positions,
+        net.ue_positions[:, p],
+        net.distance_2d[:, :, p],
+        net.gain_db[:, :, p],
+        net.correlation[:, :, p],
+        net.pilot[:, p],
+        net.master[:, p],
+        net.serving[:, :, p],
+    )
+
+
+def take_setups(net: Network, index: torch.Tensor | slice) -> Network:
+    """A sub-batch of setups. ``index``: a slice or a 1-D long tensor of setup positions."""
+    idx = torch.arange(net.batch)[index] if isinstance(index, slice) else index.cpu()
+    sel = idx.to(net.pilot.device)
+    return Network(
+        net.scenario,
+        net.seed,
+        tuple(net.indices[i] for i in idx.tolist()),
+        net.ap_positions[sel],
+        net.ue_positions[sel],
+        net.distance_2d[sel],
+        net.gain_db[sel],
+        net.correlation[sel],
+        net.pilot[sel],
+        net.master[sel],
+        net.serving[sel],
+    )
