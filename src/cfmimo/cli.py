@@ -21,6 +21,12 @@ app = typer.Typer(
 )
 console = Console()
 
+# Options shared by the commands that build a scenario.
+PresetOption = Annotated[str, typer.Option("--preset", help=f"One of: {', '.join(preset_names())}.")]
+ConfigOption = Annotated[Path | None, typer.Option(help="Scenario YAML (overrides --preset).")]
+KOption = Annotated[int | None, typer.Option("--K", help="Number of UEs.")]
+LOption = Annotated[int | None, typer.Option("--L", help="Number of APs.")]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -54,12 +60,10 @@ app.add_typer(solve_app, name="solve")
 
 @solve_app.command("max-min")
 def solve_max_min(
-    preset_name: Annotated[
-        str, typer.Option("--preset", help=f"One of: {', '.join(preset_names())}.")
-    ] = "tree-transformer",
-    config: Annotated[Path | None, typer.Option(help="Scenario YAML (overrides --preset).")] = None,
-    K: Annotated[int | None, typer.Option("--K", help="Number of UEs.")] = None,
-    L: Annotated[int | None, typer.Option("--L", help="Number of APs.")] = None,
+    preset_name: PresetOption = "tree-transformer",
+    config: ConfigOption = None,
+    K: KOption = None,
+    L: LOption = None,
     setups: Annotated[int, typer.Option(min=1, help="Number of random setups.")] = 100,
     realizations: Annotated[int | None, typer.Option(help="Small-scale realizations per setup.")] = None,
     dl_constraint: Annotated[
@@ -133,12 +137,10 @@ def presets(
 
 @app.command()
 def simulate(
-    preset_name: Annotated[
-        str, typer.Option("--preset", help=f"One of: {', '.join(preset_names())}.")
-    ] = "tree-transformer",
-    config: Annotated[Path | None, typer.Option(help="Scenario YAML (overrides --preset).")] = None,
-    K: Annotated[int | None, typer.Option("--K", help="Number of UEs.")] = None,
-    L: Annotated[int | None, typer.Option("--L", help="Number of APs.")] = None,
+    preset_name: PresetOption = "tree-transformer",
+    config: ConfigOption = None,
+    K: KOption = None,
+    L: LOption = None,
     N: Annotated[int | None, typer.Option("--N", help="Antennas per AP.")] = None,
     realizations: Annotated[
         int | None, typer.Option(help="Small-scale realizations for the UatF statistics.")
