@@ -100,3 +100,34 @@ def test_solve_bad_input():
     result = runner.invoke(app, ["solve", "max-min", "--dl-constraint", "bogus", "--setups", "1"])
     assert result.exit_code != 0 and "dl-constraint" in result.output
     assert runner.invoke(app, ["solve", "max-min", "--help"]).exit_code == 0
+
+
+def test_data_generate_and_inspect(tmp_path):
+    out = tmp_path / "ds"
+    args = [
+        "data",
+        "generate",
+        "--out",
+        str(out),
+        "--K",
+        "3",
+        "--L",
+        "4",
+        "--samples",
+        "5",
+        "--shard-size",
+        "3",
+        "--realizations",
+        "8",
+        "--scheduler",
+        "sync",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["data", "inspect", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["samples"] == 5 and info["groups"]["K=3,L=4"]["p_ul"]["max"] <= 100.0 + 1e-4
+    result = runner.invoke(app, [*args[:-2], "--seed", "9", "--scheduler", "sync"])
+    assert result.exit_code != 0 and "different dataset" in result.output
+    assert runner.invoke(app, ["data", "inspect", str(tmp_path / "nothing")]).exit_code != 0

@@ -117,6 +117,166 @@ def solve_max_min(
     )
 
 
+data_app = typer.Typer(help="Generate and inspect labelled datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _int_list(text: str | None, name: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise typer.BadParameter(f"{name} must hold positive integers, got {text!r}")
+    return values
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path, typer.Option(help="Dataset folder (created; re-running resumes).")],
+    preset_name: PresetOption = "tree-transformer",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset preset: tree-transformer-train, tree-transformer-test, elu-cosformer-train."
+        ),
+    ] = None,
+    spec_file: Annotated[
+        Path | None, typer.Option("--spec", help="Dataset spec YAML (scenario, sizes, samples, seed, ...).")
+    ] = None,
+    K: Annotated[str | None, typer.Option("--K", help="UE counts, e.g. 2,4,6,8,10.")] = None,
+    L: Annotated[str | None, typer.Option("--L", help="AP counts, e.g. 16 or 1,4,9.")] = None,
+    samples: Annotated[int | None, typer.Option(min=1, help="Samples per (K, L).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Base seed.")] = None,
+    shard_size: Annotated[int | None, typer.Option(min=1, help="Samples per shard file.")] = None,
+    realizations: Annotated[
+        int | None, typer.Option(min=1, help="Realizations for the UatF statistics.")
+    ] = None,
+    labels: Annotated[
+        bool | None, typer.Option("--labels/--no-labels", help="Store statistics and max-min labels.")
+    ] = None,
+    scheduler: Annotated[
+        str, typer.Option(help="'local' (Dask LocalCluster), 'sync' (one process) or a scheduler address.")
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="LocalCluster workers (default: CPU count).")
+    ] = None,
+) -> None:
+    """Generate a sharded HDF5 dataset in parallel (deterministic, resumable)."""
+    import yaml
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cfmimo.data.generation import run_generation
+    from cfmimo.data.spec import DatasetSpec, dataset_preset
+
+    overrides = {
+        k: v
+        for k, v in {"samples": samples, "seed": seed, "shard_size": shard_size, "labels": labels}.items()
+        if v is not None
+    }
+    try:
+        if spec_file is not None:
+            base = DatasetSpec.model_validate(yaml.safe_load(spec_file.read_text())).model_dump()
+        elif dataset is not None:
+            base = dataset_preset(dataset).model_dump()
+        else:
+            base = {"scenario": preset(preset_name).model_dump(), "sizes": [(10, 16)], "samples": 100}
+        ks, ls = _int_list(K, "--K"), _int_list(L, "--L")
+        if ks or ls:
+            old_k = sorted({k for k, _ in base["sizes"]})
+            old_l = sorted({l for _, l in base["sizes"]})
+            base["sizes"] = [(k, l) for l in (ls or old_l) for k in (ks or old_k)]
+        if realizations is not None:
+            base["scenario"] = {**base["scenario"], "realizations": realizations}
+        spec = DatasetSpec.model_validate({**base, **overrides})
+    except (OSError, ValueError) as err:
+        raise typer.BadParameter(str(err)) from None
+    total = len(spec.sizes) * spec.samples
+    columns = (
+        TextColumn("samples"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("generate", total=total, rate="")
+        started = [0.0, 0]
+
+        def advance(n: int) -> None:
+            import time as _time
+
+            started[0] = started[0] or _time.perf_counter()
+            started[1] += n
+            elapsed = max(_time.perf_counter() - started[0], 1e-9)
+            bar.update(task, advance=n, rate=f"{started[1] / elapsed:.1f} samples/s")
+
+        try:
+            summary = run_generation(spec, out, scheduler=scheduler, workers=workers, progress=advance)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    console.print(
+        f"{summary['new_samples']} new samples ({summary['total_samples']} in the dataset) in "
+        f"{summary['seconds']:.1f} s, {summary['samples_per_s']:.1f} samples/s -> {out}"
+    )
+
+
+@data_app.command("inspect")
+def data_inspect(
+    folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Check every shard's checksum.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Counts per (K, L), label statistics and the dataset's configuration."""
+    from cfmimo.data.storage import load_dataset
+
+    try:
+        content = load_dataset(folder, verify=verify)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    spec = content.manifest["spec"]
+    groups = {}
+    for (k, l), g in sorted(content.groups.items()):
+        row = {"K": k, "L": l, "samples": int(g["sample_index"].shape[0])}
+        for name in ("p_ul", "p_dl", "se_ul", "se_dl"):
+            if name in g:
+                x = g[name].double()
+                row[name] = {"mean": x.mean().item(), "min": x.min().item(), "max": x.max().item()}
+        groups[f"K={k},L={l}"] = row
+    summary = {
+        "folder": str(folder),
+        "cfmimo": content.manifest.get("cfmimo"),
+        "scenario": spec["scenario"]["name"],
+        "seed": spec["seed"],
+        "labels": spec["labels"],
+        "samples": sum(r["samples"] for r in groups.values()),
+        "groups": groups,
+        "spec": spec,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    table = Table(
+        title=f"{folder}: {summary['samples']} samples, scenario {summary['scenario']}, seed {spec['seed']}"
+    )
+    for col in ("K", "L", "samples", "p_ul mean [mW]", "p_dl mean [mW]", "min-UE SE UL", "min-UE SE DL"):
+        table.add_column(col, justify="right")
+    for (k, l), g in sorted(content.groups.items()):
+        r = groups[f"K={k},L={l}"]
+        cells = [f"{r[n]['mean']:.2f}" if n in r else "-" for n in ("p_ul", "p_dl")]
+        mins = [f"{g[n].amin(-1).double().mean().item():.3f}" if n in g else "-" for n in ("se_ul", "se_dl")]
+        table.add_row(str(k), str(l), str(r["samples"]), *cells, *mins)
+    console.print(table)
+    console.print(
+        f"labels: {spec['labels']}; shard size {spec['shard_size']}; combiner {spec['combiner']}; "
+        f"realizations {spec['scenario']['realizations']}; checksums {'verified' if verify else 'not checked'}"
+    )
+
+
 @app.command()
 def presets(
     name: Annotated[str | None, typer.Argument(help="Show this preset as YAML.")] = None,

@@ -1,0 +1,1 @@
+"""Datasets: specs, parallel generation, sharded HDF5 storage, transforms and loaders."""

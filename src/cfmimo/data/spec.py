@@ -1,0 +1,112 @@
+"""What a dataset is: the spec (scenario, sizes, samples, seed, labels) and its shard plan.
+
+A sample is identified by (group (K, L), index). Its content depends only on (spec, seed, K, L,
+index): the group's seed is derived from the base seed and (K, L), and every random step of the
+simulator draws from per-sample streams (``cfmimo.rng``). Shards are fixed slices of each group's
+index range, so the plan, and therefore every array, is independent of worker count and order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cfmimo.config import Scenario, preset
+from cfmimo.rng import stream_seed
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Samples start..start+count-1 of group (K, L)."""
+
+    K: int
+    L: int
+    start: int
+    count: int
+
+
+class DatasetSpec(BaseModel):
+    """A labelled (or unlabelled) dataset. ``scenario`` gives everything but K and L."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    scenario: Scenario
+    sizes: list[tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]] = Field(
+        description="(K, L) groups"
+    )
+    samples: Annotated[int, Field(gt=0)] = Field(description="samples per (K, L) group")
+    seed: int = 0
+    shard_size: Annotated[int, Field(gt=0)] = 500
+    labels: bool = Field(True, description="store UatF statistics and max-min labels")
+    combiner: Literal["mmse", "pmmse", "przf", "mr"] = "mmse"
+    dl_constraint: Literal["sum", "per_ap"] | None = None
+
+    @field_validator("sizes")
+    @classmethod
+    def _unique(cls, v: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        if not v:
+            raise ValueError("sizes must hold at least one (K, L) pair")
+        if len(set(v)) != len(v):
+            raise ValueError(f"sizes has repeated (K, L) pairs: {v}")
+        return v
+
+    def group_seed(self, K: int, L: int) -> int:
+        return stream_seed(self.seed, f"dataset/K={K}/L={L}")
+
+    def group_scenario(self, K: int, L: int) -> Scenario:
+        return self.scenario.with_(K=K, L=L)
+
+    def plan(self) -> list[ShardTask]:
+        return [
+            ShardTask(K, L, start, min(self.shard_size, self.samples - start))
+            for K, L in self.sizes
+            for start in range(0, self.samples, self.shard_size)
+        ]
+
+    def identity(self) -> dict[str, Any]:
+        """The JSON that defines the content (what the manifest stores and compares)."""
+        return self.model_dump(mode="json")
+
+
+def _tree_train() -> DatasetSpec:
+    """Tree-transformer training set (Sect. III-A): 8000 samples for each K in {2,4,6,8,10}, L = 16."""
+    return DatasetSpec(
+        scenario=preset("tree-transformer"), sizes=[(k, 16) for k in (2, 4, 6, 8, 10)], samples=8000
+    )
+
+
+def _tree_test() -> DatasetSpec:
+    """Tree-transformer test grid (Sect. III-A): 200 samples for each K = 2..40 and L in {1,4,9,16,25}."""
+    return DatasetSpec(
+        scenario=preset("tree-transformer"),
+        sizes=[(k, l) for l in (1, 4, 9, 16, 25) for k in range(2, 41)],
+        samples=200,
+        seed=1,
+    )
+
+
+def _elu_train() -> DatasetSpec:
+    """ELU-CosFormer training set (Sect. V-A): 8000 samples for K in {5, 10}, L = 16, no labels:
+    they depend on the model's clusters and are computed during training from the stored
+    positions, gains and the sample's seed (which regenerates its channels)."""
+    return DatasetSpec(
+        scenario=preset("elu-cosformer"), sizes=[(5, 16), (10, 16)], samples=8000, labels=False
+    )
+
+
+DATASET_PRESETS = {
+    "tree-transformer-train": _tree_train,
+    "tree-transformer-test": _tree_test,
+    "elu-cosformer-train": _elu_train,
+}
+
+
+def dataset_preset(name: str, **overrides: Any) -> DatasetSpec:
+    if name not in DATASET_PRESETS:
+        raise ValueError(
+            f"unknown dataset preset {name!r}; choose one of: {', '.join(sorted(DATASET_PRESETS))}"
+        )
+    base = DATASET_PRESETS[name]()
+    return DatasetSpec.model_validate({**base.model_dump(), **overrides})
