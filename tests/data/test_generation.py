@@ -146,3 +146,34 @@ def test_unlabelled_generation_stores_what_training_needs(tmp_path):
     run_generation(_spec(labels=False, samples=3), tmp_path, scheduler="sync")
     g = load_dataset(tmp_path).groups[(3, 4)]
     assert set(g) == {"ap_positions", "ue_positions", "gain_db", "pilot", "serving", "sample_index"}
+
+
+def test_existing_cluster_by_address(tmp_path, reference):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        run_generation(_spec(), tmp_path, scheduler=cluster.scheduler_address)
+    _same(load_dataset(tmp_path), reference)
+
+
+def test_killed_process_then_resume(tmp_path, reference):
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "ds"
+    code = (
+        "from cfmimo.config import preset; from cfmimo.data.spec import DatasetSpec;"
+        "from cfmimo.data.generation import run_generation;"
+        f"spec = DatasetSpec.model_validate_json({_spec().model_dump_json()!r});"
+        f"run_generation(spec, {str(folder)!r}, scheduler='sync')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(folder.glob("K*.h5"))) < 2 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL mid-run: no cleanup code runs
+    proc.wait()
+    assert 0 < len(list(folder.glob("K*.h5"))) < 6 or proc.returncode == 0
+    run_generation(_spec(), folder, scheduler="sync")
+    _same(load_dataset(folder), reference)
