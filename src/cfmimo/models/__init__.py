@@ -1,0 +1,94 @@
+"""Neural allocators (nn.Modules) and their registry.
+
+Contract of a power model (every model here follows it, so training, evaluation, export and the
+policy wrapper are model-agnostic):
+
+    model(ue, ap, ue_mask=None, ap_mask=None) -> [B, K, 2]
+
+with ``ue`` [B, K, 2] and ``ap`` [B, L, 2] the normalized (min-max) positions, boolean masks
+(True = real UE/AP; None = no padding) and the output the normalized UL and DL powers
+(p~_UL, p~_DL) in (0, 1) per UE (a sigmoid). Outputs at padded UEs are ignored by callers, and
+padding never changes the outputs of real UEs. The rescaler (tree-transformer eqs. (12)-(13)) is
+applied outside the model (``cfmimo.data.transforms.rescale_predictions``).
+
+``build_model(ModelConfig(name=..., ...))`` builds a registered model; constructor vocabulary is
+shared: ``d_enc``, ``d_mod``, ``heads``, ``layers``, ``ff``, ``dropout``, ``features``, ``num_aps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+class ModelConfig(BaseModel):
+    """Name and hyperparameters of a registered model (unused ones are ignored by a model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "tree_transformer"
+    d_enc: Annotated[int, Field(gt=0)] = 32
+    d_mod: Annotated[int, Field(gt=0)] = 64
+    heads: Annotated[int, Field(gt=0)] = 4
+    layers: Annotated[int, Field(gt=0)] = 2
+    ff: Annotated[int, Field(gt=0)] = 2048
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    features: Annotated[int, Field(gt=0)] = 256
+    num_aps: Annotated[int, Field(gt=0)] = 16
+    activation: str = "relu"
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Class decorator: make a model buildable by name from a ModelConfig."""
+
+    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def model_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def build_model(config: ModelConfig | dict[str, Any]) -> nn.Module:
+    """Build the registered model a config names; ValueError lists the choices otherwise."""
+    _load_builtin()
+    cfg = config if isinstance(config, ModelConfig) else ModelConfig.model_validate(config)
+    if cfg.name not in _REGISTRY:
+        raise ValueError(f"unknown model {cfg.name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[cfg.name](cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers their models (kept lazy so `cfmimo.models` imports fast).
+    import importlib
+
+    for module in ("cfmimo.models.deepsets", "cfmimo.models.tree_transformer", "cfmimo.models.token_models"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """Mean over ``dim`` of the real entries. Shapes: x [B, P, D], mask [B, P] -> [B, D]."""
+    if mask is None:
+        return x.mean(dim)
+    w = mask.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(dim) / w.sum(dim).clamp_min(1.0)
