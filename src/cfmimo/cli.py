@@ -278,6 +278,47 @@ def data_inspect(
 
 
 @app.command()
+def reproduce(
+    paper: Annotated[str, typer.Argument(help="Paper to reproduce: tree-transformer.")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small real run (minutes on 2 CPU cores).")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/<paper>-<mode>).")] = None,
+    scheduler: Annotated[
+        str, typer.Option(help="Data generation: 'local', 'sync' or a Dask scheduler address.")
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Data-generation workers (default: CPU count).")
+    ] = None,
+) -> None:
+    """Reproduce a paper end to end: data, training, evaluation, figures, tables and claims."""
+    if paper != "tree-transformer":
+        raise typer.BadParameter(f"unknown paper {paper!r}; available: tree-transformer")
+    from cfmimo.experiments.tree_transformer import TreeTransformerConfig, run
+
+    config = TreeTransformerConfig.quick() if quick else TreeTransformerConfig()
+    folder = out or Path("runs") / f"{paper}-{config.mode}"
+    results = run(
+        config, folder, scheduler=scheduler, workers=workers, log=lambda m: console.print(f"[dim]{m}[/dim]")
+    )
+    table = Table(title=f"{paper} ({config.mode}): claims")
+    for col in ("claim", "paper", "ours", "holds"):
+        table.add_column(col)
+    for c in results["claims"]:
+        table.add_row(
+            c["id"],
+            str(c["paper_value"]),
+            str(c["ours"]),
+            "yes" if c["holds"] else ("n/a" if c["holds"] is None else "no"),
+        )
+    console.print(table)
+    console.print(
+        f"results in {folder} (results.json, report.md, CSV tables, figures/); "
+        f"wall time {results['wall_time_s'] / 60:.1f} min"
+    )
+
+
+@app.command()
 def presets(
     name: Annotated[str | None, typer.Argument(help="Show this preset as YAML.")] = None,
 ) -> None:

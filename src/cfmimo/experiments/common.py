@@ -1,0 +1,159 @@
+"""Shared pieces of the paper reproductions: data, predictions on stored test sets, SEs from the
+stored UatF statistics, latency, and the output folder (results.json, CSV tables, PNG figures,
+report.md), written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cfmimo.config import atomic_write_text
+from cfmimo.data.generation import run_generation
+from cfmimo.data.spec import DatasetSpec
+from cfmimo.data.storage import DatasetContent, load_dataset
+from cfmimo.data.transforms import PowerScaler, rescale_predictions
+from cfmimo.policies.neural import model_features, noisy_positions
+from cfmimo.sim.uatf import (
+    DownlinkStatistics,
+    UplinkStatistics,
+    downlink_sinr,
+    spectral_efficiency,
+    uplink_sinr,
+)
+
+
+def ensure_dataset(
+    spec: DatasetSpec, folder: Path, *, scheduler: str = "local", workers: int | None = None, progress=None
+) -> DatasetContent:
+    """Generate what is missing (resumable; refuses a different spec) and load the dataset."""
+    run_generation(spec, folder, scheduler=scheduler, workers=workers, progress=progress)
+    return load_dataset(folder)
+
+
+@torch.inference_mode()
+def predict_group(
+    model: nn.Module,
+    scaler: PowerScaler,
+    group: dict[str, torch.Tensor],
+    *,
+    dl_power_per_ap_mw: float,
+    ul_power_mw: float,
+    sigma_ue_m: float = 0.0,
+    sigma_ap_m: float = 0.0,
+    seed: int = 0,
+    batch: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted UL/DL powers (mW) for every sample of one (K, L) group of a stored dataset.
+
+    Position noise is per sample (streams keyed by the sample index), so predictions do not depend
+    on ``batch``. Shapes: group arrays [n, ...] -> (p_ul [n, K], p_dl [n, K]).
+    """
+    model.eval()
+    n, L = group["ap_positions"].shape[:2]
+    outs_ul, outs_dl = [], []
+    for start in range(0, n, batch):
+        sl = slice(start, start + batch)
+        idx = tuple(int(i) for i in group["sample_index"][sl])
+        ue = noisy_positions(
+            group["ue_positions"][sl].float(), sigma_ue_m, seed=seed, name="eval_noise/ue", indices=idx
+        )
+        ap = noisy_positions(
+            group["ap_positions"][sl].float(), sigma_ap_m, seed=seed, name="eval_noise/ap", indices=idx
+        )
+        out = model(*model_features(ue, ap))
+        p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], scaler, L * dl_power_per_ap_mw)
+        outs_ul.append(p_ul.clamp(max=ul_power_mw))
+        outs_dl.append(p_dl)
+    return torch.cat(outs_ul), torch.cat(outs_dl)
+
+
+def stored_se(
+    group: dict[str, torch.Tensor], p_ul: torch.Tensor, p_dl: torch.Tensor, prelog_ul: float, prelog_dl: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """UatF SEs of any powers from a group's stored statistics (exact). Shapes: -> [n, K] each."""
+    ul = UplinkStatistics(
+        group["ul_signal"].double(), group["ul_interference"].double(), group["ul_noise"].double()
+    )
+    dl = DownlinkStatistics(
+        group["dl_signal"].double(), group["dl_interference"].double(), group["dl_ap_power_share"].double()
+    )
+    return (
+        spectral_efficiency(uplink_sinr(ul, p_ul.double()), prelog_ul),
+        spectral_efficiency(downlink_sinr(dl, p_dl.double()), prelog_dl),
+    )
+
+
+@torch.inference_mode()
+def latency_ms(
+    model: nn.Module, K: int, L: int, *, repeats: int = 20, warmup: int = 3, seed: int = 0
+) -> float:
+    """Median wall time (ms) of one inference for one setup (batch 1): features, model, no rescale."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        model(*model_features(ue, ap))
+        if i >= warmup:
+            times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def quantiles(x: torch.Tensor, points: int = 101) -> list[float]:
+    """Empirical quantiles at 0, 1/(points-1), ..., 1 (for CDF tables)."""
+    q = torch.linspace(0, 1, points, dtype=torch.float64)
+    return torch.quantile(x.double().flatten(), q).tolist()
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for row in rows:
+        w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    atomic_write_text(path, buf.getvalue())
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2))
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save a matplotlib figure atomically as PNG."""
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def claim(claim_id: str, description: str, paper_value: Any, ours: Any, holds: bool | None) -> dict[str, Any]:
+    return {
+        "id": claim_id,
+        "description": description,
+        "paper_value": paper_value,
+        "ours": ours,
+        "holds": None if holds is None else bool(holds),
+    }
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
