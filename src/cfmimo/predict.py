@@ -1,0 +1,115 @@
+"""Use a trained model: read positions from a file, predict UL/DL powers, and score them.
+
+Position files (one setup), coordinates in metres:
+  * YAML/JSON: ``{ue: [[x, y], ...], ap: [[x, y], ...]}``
+  * CSV: a header ``kind,x,y`` and one row per node, kind ``ue`` or ``ap``
+  * NPZ: arrays ``ue`` [K, 2] and ``ap`` [L, 2]
+The SEs of the predicted powers (and of the closed-form optimum, for comparison) are computed by
+the simulator for these positions: shadowing and small-scale fading are drawn from ``seed``, since
+positions alone do not fix the channels.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from cfmimo.config import Scenario
+from cfmimo.data.transforms import PowerScaler
+from cfmimo.policies.classical.power import MaxMinClosedForm
+from cfmimo.policies.neural import PositionPowerPolicy
+from cfmimo.problems.maxmin_power import MaxMinPower, power_instance
+from cfmimo.sim.network import networks_from_positions, sample_channel_state
+
+
+def _as_points(value: Any, name: str, path: Path) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: '{name}' must be a list of [x, y] pairs") from None
+    if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < 1 or not np.isfinite(a).all():
+        raise ValueError(
+            f"{path}: '{name}' must be a non-empty list of finite [x, y] pairs, got shape {a.shape}"
+        )
+    return a
+
+
+def read_positions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(ue [K, 2], ap [L, 2]) from a YAML/JSON, CSV or NPZ file; ValueError naming the file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml", ".json"):
+            data = yaml.safe_load(path.read_text())
+            if not isinstance(data, dict) or "ue" not in data or "ap" not in data:
+                raise ValueError(f"{path}: expected a mapping with keys 'ue' and 'ap'")
+            return _as_points(data["ue"], "ue", path), _as_points(data["ap"], "ap", path)
+        if suffix == ".csv":
+            rows: dict[str, list[list[float]]] = {"ue": [], "ap": []}
+            with path.open(newline="") as f:
+                for i, row in enumerate(csv.DictReader(f), start=2):
+                    kind = (row.get("kind") or "").strip().lower()
+                    if kind not in rows:
+                        raise ValueError(f"{path}: line {i}: kind must be 'ue' or 'ap', got {kind!r}")
+                    try:
+                        rows[kind].append([float(row["x"]), float(row["y"])])
+                    except (KeyError, TypeError, ValueError):
+                        raise ValueError(f"{path}: line {i}: columns x and y must be numbers") from None
+            return _as_points(rows["ue"], "ue", path), _as_points(rows["ap"], "ap", path)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "ue" not in z or "ap" not in z:
+                    raise ValueError(f"{path}: expected arrays 'ue' and 'ap'")
+                return _as_points(z["ue"], "ue", path), _as_points(z["ap"], "ap", path)
+    except OSError as err:
+        raise ValueError(f"cannot read positions file {path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: invalid YAML: {err}") from None
+    raise ValueError(f"{path}: unsupported positions format {suffix!r} (use .yaml, .json, .csv or .npz)")
+
+
+def predict_setup(
+    model: torch.nn.Module,
+    scaler: PowerScaler,
+    ue: np.ndarray,
+    ap: np.ndarray,
+    scenario: Scenario,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Predicted and optimal powers and per-UE SEs for one setup at given positions."""
+    sc = scenario.with_(K=int(ue.shape[0]), L=int(ap.shape[0]))
+    net = networks_from_positions(
+        sc,
+        torch.tensor(ap[None], dtype=torch.float64),
+        torch.tensor(ue[None], dtype=torch.float64),
+        seed=seed,
+        indices=range(1),
+    )
+    inst = power_instance(net, sample_channel_state(net))
+    problem = MaxMinPower()
+    pred = PositionPowerPolicy(model, scaler)(inst)
+    opt = MaxMinClosedForm()(inst)
+    mp, mo = problem.metrics(inst, pred), problem.metrics(inst, opt)
+    return {
+        "K": sc.K,
+        "L": sc.L,
+        "p_ul_mw": pred.p_ul[0].tolist(),
+        "p_dl_mw": pred.p_dl[0].tolist(),
+        "se_ul": mp["se_ul"][0].tolist(),
+        "se_dl": mp["se_dl"][0].tolist(),
+        "optimal": {
+            "p_ul_mw": opt.p_ul[0].tolist(),
+            "p_dl_mw": opt.p_dl[0].tolist(),
+            "se_ul": mo["se_ul"][0].tolist(),
+            "se_dl": mo["se_dl"][0].tolist(),
+        },
+        "dl_total_mw": float(pred.p_dl[0].sum()),
+        "dl_budget_mw": sc.dl_total_power_mw,
+    }
