@@ -70,6 +70,13 @@ def build_model(config: ModelConfig | dict[str, Any]) -> nn.Module:
     return _REGISTRY[cfg.name](cfg)
 
 
+def with_defaults(config: ModelConfig, **defaults: object) -> ModelConfig:
+    """The config with a model's own defaults for the fields the user did not set explicitly
+    (e.g. the token baselines' 3 layers / ff 4*d_mod). Models keep the resolved config as
+    ``self.config``; that is what checkpoints must record."""
+    return config.model_copy(update={k: v for k, v in defaults.items() if k not in config.model_fields_set})
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
