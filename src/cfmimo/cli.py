@@ -277,6 +277,45 @@ def data_inspect(
     )
 
 
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Option("--config", help="Training config YAML (see cfmimo.learn.config).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config field, e.g. trainer.epochs=3 (repeatable)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from out_dir/checkpoints/last.ckpt if it exists.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Train a power model (Lightning: checkpoints, CSV/TensorBoard logs, DDP with trainer.devices > 1)."""
+    from cfmimo.learn.config import load_train_config
+    from cfmimo.learn.trainer import train
+
+    try:
+        cfg = load_train_config(config, overrides or [])
+        result = train(cfg, ckpt_path="last" if resume else None)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if result.global_rank != 0:  # DDP: the other processes stay quiet
+        return
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    table = Table(title=f"{cfg.model.name}: best epoch {result.best_epoch} of {result.epochs}")
+    table.add_column("validation size")
+    table.add_column("MSE", justify="right")
+    for size, loss in result.val_losses.items():
+        table.add_row(size, f"{loss:.5f}")
+    table.add_row("average (val_loss)", f"{result.best_val_loss:.5f}", style="bold")
+    console.print(table)
+    console.print(
+        f"best checkpoint {result.best_checkpoint}; {result.seconds:.1f} s, "
+        f"{result.train_samples_per_s:.0f} training samples/s; logs in {result.log_dir}"
+    )
+
+
 @app.command()
 def reproduce(
     paper: Annotated[str, typer.Argument(help="Paper to reproduce: tree-transformer.")],

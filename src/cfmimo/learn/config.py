@@ -1,0 +1,197 @@
+"""Typed configuration of a supervised training run: model, data, optimizer, trainer.
+
+Defaults are the tree-transformer paper's training setup (Table I: AdamW, learning rate 1e-3,
+batch size 128, 100 epochs; Sect. III-A: σ = 5 m Gaussian noise on the UE positions, fixed per
+sample). Everything is validated by pydantic; errors name the field (``trainer.epochs: ...``).
+
+A config is written and read as YAML (``to_yaml`` / ``load_train_config``), and any field can be
+overridden with dotted ``key=value`` strings whose values are parsed as YAML scalars::
+
+    load_train_config("run.yaml", ["trainer.epochs=3", "model.name=deepsets", "data.val=null"])
+
+Relative paths (``data.train``, ``data.val``, ``trainer.out_dir``) are relative to the working
+directory, not to the YAML file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cfmimo.config import atomic_write_text
+from cfmimo.models import ModelConfig
+
+__all__ = [
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "load_train_config",
+    "parse_override",
+]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+# Lightning's limit_*_batches: a number of batches (int) or a fraction of them (float in (0, 1]).
+BatchLimit = PositiveInt | Annotated[float, Field(gt=0, le=1)] | None
+
+
+class _Strict(BaseModel):
+    """Unknown fields, NaN and infinities are rejected; instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where the labelled samples come from and how they become model inputs.
+
+    Validation: the samples of ``val`` (a dataset folder) if given, else, in every (K, L) group of
+    ``train``, the ``val_fraction`` of samples with the highest sample indices (deterministic,
+    independent of the seed; samples are i.i.d. draws, so this is as random as any split).
+    Noise (tree-transformer eq. (10)): fixed per sample (the papers' setting, drawn once as if it
+    were part of the dataset) unless ``fresh_noise``, which draws new training noise every epoch
+    (validation noise stays fixed). Positions are min-max scaled per set (UEs, APs), as
+    ``PositionPowerPolicy`` does at inference.
+    """
+
+    train: Path = Field(description="labelled dataset folder (cfmimo data generate)")
+    val: Path | None = Field(None, description="separate validation dataset folder")
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.1, description="share of every (K, L) group held out when val is not given"
+    )
+    sigma_ue_m: NonNegativeFloat = Field(5.0, description="std of the UE position noise, m (eq. (10))")
+    sigma_ap_m: NonNegativeFloat = Field(0.0, description="std of the AP position noise, m")
+    fresh_noise: bool = Field(False, description="new training noise every epoch")
+    num_workers: Annotated[int, Field(ge=0)] = Field(0, description="DataLoader worker processes")
+    verify: bool = Field(True, description="check shard checksums when loading")
+
+
+class OptimConfig(_Strict):
+    """AdamW with a per-step cosine decay from ``lr`` to ``min_lr`` over all epochs, after an
+    optional linear warmup (``warmup_epochs``, may be fractional); ``schedule="constant"`` keeps
+    ``lr`` (the paper names no schedule)."""
+
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: NonNegativeFloat = 1e-2
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: NonNegativeFloat = 0.0
+    min_lr: NonNegativeFloat = 0.0
+
+
+class TrainerConfig(_Strict):
+    """Lightning Trainer settings, the seed and the output folder.
+
+    ``strategy="auto"`` means DDP when ``devices > 1``. ``limit_*_batches`` (an int number of
+    batches or a fraction) are for smoke runs. ``compile`` compiles the inner model (not the
+    LightningModule) with ``torch.compile``.
+    """
+
+    epochs: PositiveInt = 100
+    batch_size: PositiveInt = 128
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: PositiveInt | Literal["auto"] = 1
+    strategy: str = "auto"
+    precision: Literal["64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"] = "32-true"
+    log_every_n_steps: PositiveInt = 50
+    limit_train_batches: BatchLimit = None
+    limit_val_batches: BatchLimit = None
+    gradient_clip_val: Annotated[float, Field(gt=0)] | None = None
+    compile: bool = False
+    progress_bar: bool = True
+    out_dir: Path = Path("runs/train")
+
+
+class TrainConfig(_Strict):
+    """A whole supervised training run (see the module docstring)."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Validate a mapping; ValueError listing every offending field by its dotted name."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise ValueError(_describe(err)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (paths as strings): what checkpoints and YAML files store."""
+        return self.model_dump(mode="json")
+
+    def with_overrides(self, overrides: Iterable[str]) -> TrainConfig:
+        """A validated copy with dotted ``key=value`` overrides applied."""
+        return TrainConfig.from_dict(apply_overrides(self.to_dict(), overrides))
+
+    def to_yaml(self, path: str | os.PathLike) -> None:
+        """Write as YAML, atomically."""
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "config"
+        lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+    return "invalid training config: " + "; ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"trainer.epochs=3"`` -> (["trainer", "epochs"], 3); the value is parsed as YAML
+    (``null`` -> None, ``1.0e-3`` -> float, ``[1, 2]`` -> list, anything else a string)."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ValueError(f"override {text!r} must look like key=value, e.g. trainer.epochs=3")
+    key, _, raw = text.partition("=")
+    path = key.strip().split(".")
+    if not all(path):
+        raise ValueError(f"override {text!r}: the key must be dotted field names, e.g. trainer.epochs")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {text!r}: cannot parse the value as YAML: {err}") from None
+    return path, value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A deep copy of ``data`` with each ``key=value`` override set (validation is left to the
+    config, so unknown keys are reported by their dotted name)."""
+    out = copy.deepcopy(dict(data))
+    if isinstance(overrides, str):
+        raise TypeError("overrides must be a list of 'key=value' strings, not one string")
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for i, name in enumerate(path[:-1]):
+            child = node.get(name)
+            if child is None:
+                child = node[name] = {}
+            if not isinstance(child, dict):
+                where = ".".join(path[: i + 1])
+                raise ValueError(f"override {text!r}: {where} is a value ({child!r}), not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def load_train_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> TrainConfig:
+    """Read a YAML training config and apply dotted overrides; ValueError naming the file or field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"cannot read training config {path}: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"training config {path} must hold a mapping, got {type(data).__name__}")
+    return TrainConfig.from_dict(apply_overrides(data, overrides))

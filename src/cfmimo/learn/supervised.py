@@ -1,0 +1,187 @@
+"""Supervised training of a position -> power model (tree-transformer paper, Sect. III-D).
+
+The model maps noisy, min-max scaled UE and AP positions to normalized UL and DL powers and is
+trained to minimize the MSE to the normalized optimal (max-min closed-form) powers; validation runs
+over every (K, L) size and the checkpoint monitor ``val_loss`` is the average of the per-size
+validation losses ("the best-performing model is saved based on the lowest average validation
+loss across different network configurations"). Optimizer: AdamW (Table I) with a cosine decay.
+
+Two Lightning pieces:
+
+* ``SupervisedPowerModule``: forward, loss, logging, optimizer. Its hyperparameters (plain types
+  only, so checkpoints load with ``torch.load(..., weights_only=True)``) are the full
+  ``TrainConfig``, the ``PowerScaler`` statistics, the validation sizes, the seed and the cfmimo
+  version: a checkpoint is enough to rebuild the model and its output scaling.
+* ``PowerDataModule``: size-bucketed loaders shared among DDP processes
+  (``DistributedBucketBatchSampler``) over batches prepared by ``PrepareBatch`` (noise, min-max,
+  power normalization): once for the whole dataset when the noise is fixed per sample, or per
+  batch with the epoch's noise (``data.fresh_noise``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from cfmimo.data.loaders import BucketBatchSampler
+from cfmimo.data.transforms import PrepareBatch
+from cfmimo.learn.config import TrainConfig
+from cfmimo.learn.data import BatchedDataset, DistributedBucketBatchSampler, unwrap_batch
+from cfmimo.models import build_model
+from cfmimo.rng import stream_seed
+
+__all__ = ["PowerDataModule", "SupervisedPowerModule", "masked_squared_error", "warmup_cosine"]
+
+
+def masked_squared_error(
+    pred: torch.Tensor, target: torch.Tensor, ue_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of squared errors over the real UEs and both links, and the number of terms
+    (MSE = sum / count), in at least float32 (also under bf16/fp16 mixed precision).
+
+    Shapes:
+        pred, target [B, K, 2] (normalized UL, DL powers); ue_mask [B, K] bool (True = real UE);
+        returns two scalars.
+    """
+    dtype = torch.promote_types(pred.dtype, torch.float32)
+    w = ue_mask.unsqueeze(-1).to(dtype)  # [B, K, 1]
+    sse = ((pred.to(dtype) - target.to(dtype)).square() * w).sum()
+    return sse, w.sum() * pred.shape[-1]
+
+
+def warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
+    """Learning-rate factor: linear warmup over ``warmup`` steps, then cosine decay from 1 to
+    ``floor`` at step ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class SupervisedPowerModule(pl.LightningModule):
+    """MSE between predicted and normalized optimal powers (see the module docstring).
+
+    Batches (``PowerDataModule``) hold "ue_features" [B, K, 2], "ap_features" [B, L, 2],
+    "p_ul_norm", "p_dl_norm" [B, K] and the masks "ue_mask" [B, K], "ap_mask" [B, L]; every
+    batch has one (K, L). Logged: ``train_loss_step``, ``train_loss`` (epoch mean),
+    ``val_loss/K=..,L=..`` per size and ``val_loss``, their average over sizes.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        scaler: dict[str, float],
+        val_sizes: list[list[int]],
+        seed: int,
+        cfmimo_version: str,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = TrainConfig.from_dict(config)
+        self.model = build_model(self.config.model)
+        if self.config.trainer.compile:
+            self.model.compile()  # in place: state_dict keys unchanged
+        self.val_sizes = [(int(K), int(L)) for K, L in val_sizes]
+        self._size_index = {size: i for i, size in enumerate(self.val_sizes)}
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Normalized (UL, DL) powers. Shapes: batch as in the class docstring -> [B, K, 2]."""
+        return self.model(batch["ue_features"], batch["ap_features"], batch["ue_mask"], batch["ap_mask"])
+
+    def _squared_error(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        target = torch.stack([batch["p_ul_norm"], batch["p_dl_norm"]], dim=-1)  # [B, K, 2]
+        return masked_squared_error(self(batch), target, batch["ue_mask"])
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        sse, count = self._squared_error(batch)
+        loss = sse / count
+        self.log("train_loss_step", loss, prog_bar=True)  # this process's batch loss
+        # the epoch mean over all batches and processes (one all-reduce per epoch, not per step)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(batch["K"]))
+        return loss
+
+    # Validation: exact per-size means (sums of squared errors and counts, summed over batches and
+    # processes), then their plain average over sizes, as the paper's checkpoint criterion.
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(len(self.val_sizes), 2, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        sse, count = self._squared_error(batch)
+        size = (batch["ue_features"].shape[1], batch["ap_features"].shape[1])  # (K, L) of this batch
+        self._val_sums[self._size_index[size]] += torch.stack([sse, count]).double()
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")  # [S, 2], same on all ranks
+        seen = sums[:, 1] > 0
+        per_size = sums[:, 0] / sums[:, 1].clamp_min(1.0)  # [S]
+        for (K, L), loss, ok in zip(self.val_sizes, per_size.float(), seen.tolist(), strict=True):
+            if ok:
+                self.log(f"val_loss/K={K},L={L}", loss, sync_dist=True)
+        if seen.any():
+            self.log("val_loss", per_size[seen].mean().float(), prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        o = self.config.optim
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        if o.schedule == "constant":
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup = round(o.warmup_epochs * total / max(self.trainer.max_epochs or 1, 1))
+        factor = functools.partial(warmup_cosine, total=total, warmup=warmup, floor=o.min_lr / o.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class PowerDataModule(pl.LightningDataModule):
+    """Loaders over in-memory groups ``{(K, L): {name: [n, ...]}}``, one (K, L) per batch.
+
+    ``train`` holds prepared features (``cfmimo.learn.data.prepare_features``) or, when
+    ``prepare`` is given, the raw positions and labels, prepared per batch with the current
+    epoch's noise; ``val`` always holds prepared features. Training batches are shuffled per
+    epoch from ``seed``; every process of a DDP run gets its share
+    (``DistributedBucketBatchSampler``), so Lightning's own sampler injection is not used.
+    """
+
+    def __init__(
+        self,
+        train: Mapping[tuple[int, int], Mapping[str, torch.Tensor]],
+        val: Mapping[tuple[int, int], Mapping[str, torch.Tensor]],
+        *,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        prepare: PrepareBatch | None = None,
+    ) -> None:
+        super().__init__()
+        self.train_groups, self.val_groups, self.prepare = train, val, prepare
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+
+    def _loader(self, groups: Mapping, shuffle: bool) -> DataLoader:
+        dataset = BatchedDataset(groups)
+        generator = torch.Generator().manual_seed(stream_seed(self.seed, "train_batches"))
+        batches = BucketBatchSampler(dataset, self.batch_size, shuffle=shuffle, generator=generator)
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        return DataLoader(
+            dataset,
+            batch_sampler=DistributedBucketBatchSampler(batches, num_replicas=world, rank=rank),
+            collate_fn=unwrap_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_groups, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_groups, shuffle=False)
+
+    def on_before_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict:
+        if self.prepare is not None and "ue_features" not in batch:  # fresh noise: this epoch's draw
+            batch = self.prepare(batch, epoch=self.trainer.current_epoch)
+        return batch

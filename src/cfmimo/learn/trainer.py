@@ -1,0 +1,332 @@
+"""The training driver: ``train(config) -> TrainResult`` and ``load_trained(checkpoint)``.
+
+``train`` loads the dataset, holds out the validation samples, fits the ``PowerScaler`` on the
+training labels only, prepares the model features, and runs a Lightning ``Trainer`` with
+
+* ``ModelCheckpoint(monitor="val_loss", mode="min", save_last=True)`` under
+  ``out_dir/checkpoints`` (``best-epoch=NNN.ckpt`` and ``last.ckpt``),
+* ``CSVLogger`` and ``TensorBoardLogger`` under ``out_dir/csv`` and ``out_dir/tensorboard`` (a
+  resumed run writes a new ``version_N``), a learning-rate monitor and a progress bar on stderr,
+* any device count: ``trainer.devices > 1`` runs DDP (``strategy="auto"`` -> "ddp"; Lightning
+  re-executes the command for every further process), with the batches shared by
+  ``DistributedBucketBatchSampler``.
+
+The config is written to ``out_dir/config.yaml``. ``ckpt_path="last"`` resumes from
+``out_dir/checkpoints/last.ckpt`` (a fresh start if there is none), reusing its scaler.
+
+Lightning is imported inside ``train`` only: ``load_trained`` and this module load fast.
+Also runnable as ``python -m cfmimo.learn.trainer --config FILE [--set key=value ...] [--resume]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from cfmimo import __version__
+from cfmimo.data.loaders import fit_power_scaler
+from cfmimo.data.storage import load_dataset
+from cfmimo.data.transforms import PowerScaler, PrepareBatch
+from cfmimo.learn.config import TrainConfig, load_train_config
+from cfmimo.learn.data import RAW_KEYS, Groups, prepare_features, select_keys, split_validation
+from cfmimo.models import build_model
+from cfmimo.rng import stream_seed
+
+__all__ = ["TrainResult", "TrainedModel", "TrainingData", "load_trained", "load_training_data", "train"]
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the loaders serve: ``train`` (features, or raw positions and labels when ``prepare``
+    is given for per-epoch noise), ``val`` (features) and the scaler fitted on ``train``'s labels.
+
+    Shapes:
+        groups[(K, L)]: see ``cfmimo.learn.data.prepare_features``.
+    """
+
+    train: Groups
+    val: Groups
+    scaler: PowerScaler
+    prepare: PrepareBatch | None
+
+
+def load_training_data(config: TrainConfig, scaler: PowerScaler | None = None) -> TrainingData:
+    """Load, split, fit the scaler on the training labels (unless ``scaler`` is given) and prepare.
+
+    Training noise comes from the named stream (trainer.seed, "training_noise"), validation noise
+    from (trainer.seed, "validation_noise"): fixed across epochs, and independent of the training
+    noise even when a separate validation folder reuses the training sample indices.
+    """
+    d, seed = config.data, config.trainer.seed
+    train_groups = load_dataset(d.train, verify=d.verify).groups
+    if d.val is not None:
+        val_groups = load_dataset(d.val, verify=d.verify).groups
+    else:
+        train_groups, val_groups = split_validation(train_groups, d.val_fraction)
+    train_groups, val_groups = select_keys(train_groups, RAW_KEYS), select_keys(val_groups, RAW_KEYS)
+    if scaler is None:
+        scaler = fit_power_scaler(train_groups)
+
+    def prepare(name: str) -> PrepareBatch:
+        noise_seed = stream_seed(seed, name)
+        return PrepareBatch(scaler=scaler, sigma_ue_m=d.sigma_ue_m, sigma_ap_m=d.sigma_ap_m, seed=noise_seed)
+
+    val = prepare_features(val_groups, prepare("validation_noise"))
+    if d.fresh_noise:
+        return TrainingData(train_groups, val, scaler, prepare("training_noise"))
+    return TrainingData(prepare_features(train_groups, prepare("training_noise")), val, scaler, None)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of ``train``. ``val_losses``: per-size validation MSE at the best epoch (keys
+    "K=..,L=.."); ``epochs``: epochs completed, including those before a resume; ``seconds``:
+    wall time of this call's fit; ``train_samples_per_s``: training samples per second over all
+    processes (time in training epochs, validation excluded); ``history``: one entry per epoch
+    (epoch, train_loss, val_loss, per-size losses); ``global_rank``: this process (DDP)."""
+
+    best_checkpoint: str
+    last_checkpoint: str
+    best_val_loss: float
+    best_epoch: int
+    val_losses: dict[str, float]
+    epochs: int
+    seconds: float
+    train_samples_per_s: float
+    out_dir: str
+    log_dir: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    global_rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TrainedModel(NamedTuple):
+    """A trained model (eval mode), the scaler of its outputs and its training config."""
+
+    model: nn.Module
+    scaler: PowerScaler
+    config: TrainConfig
+
+
+def load_trained(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> TrainedModel:
+    """Rebuild the model of a checkpoint from its saved config and weights (``torch.load`` with
+    ``weights_only=True``: no pickle); returns (model in eval mode, PowerScaler, TrainConfig)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        hp = ckpt["hyper_parameters"]
+        config, scaler = TrainConfig.from_dict(hp["config"]), PowerScaler.from_dict(hp["scaler"])
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a cfmimo training checkpoint (missing {err})") from None
+    model = build_model(config.model)
+    model.load_state_dict(state)
+    return TrainedModel(model.eval(), scaler, config)
+
+
+def _resolve_checkpoint(ckpt_path: str | os.PathLike | None, out_dir: Path) -> Path | None:
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) == "last":
+        last = out_dir / CHECKPOINT_DIR / "last.ckpt"
+        if not last.is_file():
+            warnings.warn(f"no checkpoint {last} to resume from: training from scratch", stacklevel=3)
+            return None
+        return last
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ValueError(f"ckpt_path {path} does not exist")
+    return path
+
+
+def _history_callback() -> Any:
+    """A Lightning callback recording per-epoch metrics and the training throughput. Entries
+    are added at the end of each training epoch, before ``ModelCheckpoint`` saves, and the
+    history is part of the checkpoint (plain types), so a resumed run keeps it."""
+    from lightning.pytorch.callbacks import Callback
+
+    class TrainingHistory(Callback):
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = []
+            self.train_seconds, self.train_samples = 0.0, 0
+            self._start: float | None = None
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, i: int) -> None:
+            self.train_samples += len(batch["K"])
+
+        def _stop_clock(self) -> None:
+            if self._start is not None:
+                self.train_seconds += time.perf_counter() - self._start
+                self._start = None
+
+        def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+            if not trainer.sanity_checking:
+                self._stop_clock()
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            self._stop_clock()
+            logged = sorted(trainer.callback_metrics.items())
+            entry = {k: float(v) for k, v in logged if k == "train_loss" or k.startswith("val_loss")}
+            self.history.append({"epoch": trainer.current_epoch, **entry})
+
+        def state_dict(self) -> dict[str, Any]:
+            return {"history": self.history}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            self.history = list(state_dict["history"])
+
+    return TrainingHistory()
+
+
+def train(
+    config: TrainConfig | Mapping[str, Any],
+    *,
+    ckpt_path: str | os.PathLike | None = None,
+    callbacks: Iterable[Any] = (),
+) -> TrainResult:
+    """Train the configured model (module docstring); ``ckpt_path``: None, "last" or a
+    checkpoint file to resume from; ``callbacks``: extra Lightning callbacks."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import (
+        LearningRateMonitor,
+        ModelCheckpoint,
+        ModelSummary,
+        RichProgressBar,
+    )
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from cfmimo.learn.supervised import PowerDataModule, SupervisedPowerModule
+
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(config)
+    t, out = config.trainer, Path(config.trainer.out_dir)
+    resume = _resolve_checkpoint(ckpt_path, out)
+    scaler = None
+    if resume is not None:  # keep the label scaling (and model) the checkpoint was trained with
+        saved = torch.load(resume, map_location="cpu", weights_only=True)["hyper_parameters"]
+        if saved["config"]["model"] != config.to_dict()["model"]:
+            raise ValueError(f"cannot resume from {resume}: it was trained with another model config")
+        scaler = PowerScaler.from_dict(saved["scaler"])
+
+    pl.seed_everything(t.seed, workers=True, verbose=False)
+    data = load_training_data(config, scaler)
+    module = SupervisedPowerModule(
+        config=config.to_dict(),
+        scaler=data.scaler.to_dict(),
+        val_sizes=[list(size) for size in sorted(data.val)],
+        seed=t.seed,
+        cfmimo_version=__version__,
+    )
+    datamodule = PowerDataModule(
+        data.train,
+        data.val,
+        batch_size=t.batch_size,
+        seed=t.seed,
+        num_workers=config.data.num_workers,
+        prepare=data.prepare,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=out / CHECKPOINT_DIR,
+        filename="best-{epoch:03d}",
+        monitor="val_loss",
+        mode="min",
+        save_last=True,
+    )
+    history = _history_callback()
+    # a plain ModelSummary logs to stderr (Lightning's default rich one prints on stdout)
+    all_callbacks = [checkpoint, history, LearningRateMonitor("step"), ModelSummary(), *callbacks]
+    if t.progress_bar:
+        all_callbacks.append(RichProgressBar(console_kwargs={"stderr": True}))
+    ddp = t.strategy == "auto" and isinstance(t.devices, int) and t.devices > 1
+    csv_logger = CSVLogger(out, name="csv")
+    trainer = pl.Trainer(
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy="ddp" if ddp else t.strategy,
+        precision=t.precision,
+        logger=[csv_logger, TensorBoardLogger(out, name="tensorboard")],
+        callbacks=all_callbacks,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        enable_progress_bar=t.progress_bar,
+        use_distributed_sampler=False,  # DistributedBucketBatchSampler shares the batches itself
+        default_root_dir=out,
+    )
+    if rank_zero_only.rank == 0:
+        config.to_yaml(out / "config.yaml")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # in-memory tensors: worker processes are optional, not a bottleneck
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        if resume is not None:  # expected when resuming
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    seconds = time.perf_counter() - start
+
+    best_score = checkpoint.best_model_score
+    best_val = float(best_score) if best_score is not None else float("nan")
+    entries = history.history
+    best = min((e for e in entries if "val_loss" in e), key=lambda e: e["val_loss"], default={})
+    sizes = [f"K={K},L={L}" for K, L in sorted(data.val)]
+    throughput = history.train_samples * trainer.world_size / max(history.train_seconds, 1e-9)
+    return TrainResult(
+        best_checkpoint=str(checkpoint.best_model_path),
+        last_checkpoint=str(checkpoint.last_model_path),
+        best_val_loss=best_val,
+        best_epoch=int(best.get("epoch", -1)),
+        val_losses={s: best[f"val_loss/{s}"] for s in sizes if f"val_loss/{s}" in best},  # (K, L) order
+        epochs=int(trainer.current_epoch),
+        seconds=seconds,
+        train_samples_per_s=throughput if history.train_samples else 0.0,
+        out_dir=str(out),
+        log_dir=str(csv_logger.log_dir),
+        history=[dict(e) for e in entries],
+        global_rank=int(trainer.global_rank),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cfmimo.learn.trainer --config FILE [--set key=value ...] [--resume]``."""
+    parser = argparse.ArgumentParser(prog="python -m cfmimo.learn.trainer", description=main.__doc__)
+    parser.add_argument("--config", required=True, type=Path, help="training config YAML")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="key=value override")
+    parser.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoints/last.ckpt")
+    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    args = parser.parse_args(argv)
+    try:
+        config = load_train_config(args.config, args.overrides)
+    except ValueError as err:
+        parser.error(str(err))
+    result = train(config, ckpt_path="last" if args.resume else None)
+    if result.global_rank == 0:
+        summary = {"best_checkpoint": result.best_checkpoint, "best_val_loss": result.best_val_loss}
+        print(json.dumps(result.to_dict() if args.json else summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
