@@ -17,7 +17,9 @@ def test_read_positions_formats(tmp_path, fmt):
     if fmt == "yaml":
         path.write_text(f"ue: {UE}\nap: {AP}\n")
     elif fmt == "csv":
-        path.write_text("kind,x,y\n" + "".join(f"ue,{x},{y}\n" for x, y in UE) + "".join(f"ap,{x},{y}\n" for x, y in AP))
+        path.write_text(
+            "kind,x,y\n" + "".join(f"ue,{x},{y}\n" for x, y in UE) + "".join(f"ap,{x},{y}\n" for x, y in AP)
+        )
     else:
         np.savez(path, ue=np.array(UE), ap=np.array(AP))
     ue, ap = read_positions(path)
@@ -40,8 +42,13 @@ def test_bad_positions_files_name_the_problem(tmp_path):
 def test_predict_setup_respects_budgets():
     torch.manual_seed(0)
     scaler = PowerScaler().fit(torch.rand(50, 3) * 100, torch.rand(50, 3) * 500)
-    out = predict_setup(build_model({"name": "deepsets"}), scaler, np.array(UE), np.array(AP),
-                        preset("tree-transformer", realizations=20))
+    out = predict_setup(
+        build_model({"name": "deepsets"}),
+        scaler,
+        np.array(UE),
+        np.array(AP),
+        preset("tree-transformer", realizations=20),
+    )
     assert out["K"] == 3 and out["L"] == 4
     assert max(out["p_ul_mw"]) <= 100.0 + 1e-9
     assert out["dl_total_mw"] == pytest.approx(out["dl_budget_mw"], rel=1e-6) and out["dl_budget_mw"] == 800.0

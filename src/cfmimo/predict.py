@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from cfmimo.config import Scenario
-from cfmimo.data.transforms import PowerScaler
+from cfmimo.data.transforms import PositionFrame, PowerScaler
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.policies.neural import PositionPowerPolicy
 from cfmimo.problems.maxmin_power import MaxMinPower, power_instance
@@ -82,6 +82,7 @@ def predict_setup(
     scenario: Scenario,
     *,
     seed: int = 0,
+    frame: PositionFrame | None = None,
 ) -> dict[str, Any]:
     """Predicted and optimal powers and per-UE SEs for one setup at given positions."""
     sc = scenario.with_(K=int(ue.shape[0]), L=int(ap.shape[0]))
@@ -94,7 +95,7 @@ def predict_setup(
     )
     inst = power_instance(net, sample_channel_state(net))
     problem = MaxMinPower()
-    pred = PositionPowerPolicy(model, scaler)(inst)
+    pred = PositionPowerPolicy(model, scaler, frame)(inst)
     opt = MaxMinClosedForm()(inst)
     mp, mo = problem.metrics(inst, pred), problem.metrics(inst, opt)
     return {

@@ -54,7 +54,8 @@ def test_training_lowers_the_validation_loss_and_checkpoints_reload(make_config,
     assert hp["config"]["model"]["name"] == "deepsets" and hp["val_sizes"] == [[2, 16], [4, 16]]
     assert set(hp["scaler"]) == {"ul_min", "ul_max", "dl_min", "dl_max", "eps"}
 
-    model, scaler, config = load_trained(result.best_checkpoint)
+    model, scaler, config, frame = load_trained(result.best_checkpoint)
+    assert frame is not None and frame.x_max > frame.x_min  # the fitted global input frame
     assert not model.training and config.to_dict() == hp["config"] and scaler.to_dict() == hp["scaler"]
     g = torch.Generator().manual_seed(0)
     ue, ap = torch.rand(5, 4, 2, generator=g), torch.rand(5, 16, 2, generator=g)

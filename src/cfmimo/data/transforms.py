@@ -370,6 +370,59 @@ def rescale_predictions(
     return p_ul, p_dl
 
 
+@dataclass(frozen=True)
+class PositionFrame:
+    """A fixed coordinate frame for model inputs: x' = (x - x_min)/(x_max - x_min), likewise y.
+
+    Fitted once on the training data (a global min-max per axis over every UE and AP of every
+    sample, our reading of tree-transformer eq. (11) "across all APs or UEs"), then used for
+    every sample, UEs and APs alike, so distances and angles between nodes keep their meaning
+    (per-sample scaling of UEs and APs in separate frames would erase where the UEs are relative
+    to the APs). Stored next to the model (``to_dict``), like the power scaler.
+
+    Shapes: apply(positions [B, P, 2], mask [B, P] | None) -> [B, P, 2] (0 at padded points).
+    """
+
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+
+    def __post_init__(self) -> None:
+        for name in ("x_min", "x_max", "y_min", "y_max"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"PositionFrame.{name} must be finite, got {getattr(self, name)!r}")
+        if self.x_max <= self.x_min or self.y_max <= self.y_min:
+            raise ValueError(f"PositionFrame needs x_max > x_min and y_max > y_min, got {self}")
+
+    @classmethod
+    def fit(cls, groups: Mapping[Any, Mapping[str, torch.Tensor]]) -> PositionFrame:
+        pts = torch.cat(
+            [g[k].reshape(-1, 2).double() for g in groups.values() for k in ("ue_positions", "ap_positions")]
+        )
+        lo, hi = pts.min(0).values, pts.max(0).values
+        return cls(float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+
+    def apply(self, positions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        pos = _check_positions(positions)
+        lo = torch.tensor([self.x_min, self.y_min], dtype=pos.dtype, device=pos.device)
+        span = torch.tensor(
+            [self.x_max - self.x_min, self.y_max - self.y_min], dtype=pos.dtype, device=pos.device
+        )
+        out = (pos - lo) / span
+        return out if mask is None else out * mask[..., None].to(out.dtype)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"x_min": self.x_min, "x_max": self.x_max, "y_min": self.y_min, "y_max": self.y_max}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PositionFrame:
+        try:
+            return cls(**{k: float(data[k]) for k in ("x_min", "x_max", "y_min", "y_max")})
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"PositionFrame.from_dict: bad data {data!r}: {err}") from None
+
+
 # --------------------------------------------------------------------------------------------
 # a batch transform for the position-based allocators
 
@@ -401,6 +454,7 @@ class PrepareBatch:
     seed: int = 0
     joint_frame: bool = False
     eps: float = 1e-8
+    frame: PositionFrame | None = None  # a fixed fitted frame instead of per-sample min-max
 
     def __post_init__(self) -> None:
         _check_nonneg_float(self.sigma_ue_m, "sigma_ue_m")
@@ -438,7 +492,10 @@ class PrepareBatch:
         ue = self._noisy(batch, "ue", self.sigma_ue_m, epoch)
         ap = self._noisy(batch, "ap", self.sigma_ap_m, epoch)
         ue_mask, ap_mask = batch.get("ue_mask"), batch.get("ap_mask")
-        if self.joint_frame:
+        if self.frame is not None:
+            out["ue_features"] = self.frame.apply(ue, ue_mask)
+            out["ap_features"] = self.frame.apply(ap, ap_mask)
+        elif self.joint_frame:
             K = ue.shape[1]
             both_mask = None
             if ue_mask is not None or ap_mask is not None:

@@ -22,7 +22,7 @@ from cfmimo.config import atomic_write_text
 from cfmimo.data.generation import run_generation
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.storage import DatasetContent, load_dataset
-from cfmimo.data.transforms import PowerScaler, rescale_predictions
+from cfmimo.data.transforms import PositionFrame, PowerScaler, rescale_predictions
 from cfmimo.policies.neural import model_features, noisy_positions
 from cfmimo.sim.uatf import (
     DownlinkStatistics,
@@ -49,6 +49,7 @@ def predict_group(
     *,
     dl_power_per_ap_mw: float,
     ul_power_mw: float,
+    frame: PositionFrame | None = None,
     sigma_ue_m: float = 0.0,
     sigma_ap_m: float = 0.0,
     seed: int = 0,
@@ -71,7 +72,7 @@ def predict_group(
         ap = noisy_positions(
             group["ap_positions"][sl].float(), sigma_ap_m, seed=seed, name="eval_noise/ap", indices=idx
         )
-        out = model(*model_features(ue, ap))
+        out = model(*model_features(ue, ap, frame))
         p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], scaler, L * dl_power_per_ap_mw)
         outs_ul.append(p_ul.clamp(max=ul_power_mw))
         outs_dl.append(p_dl)

@@ -150,6 +150,7 @@ def run(
                 g,
                 dl_power_per_ap_mw=scenario.dl_power_per_ap_mw,
                 ul_power_mw=scenario.ul_power_mw,
+                frame=tm.frame,
                 sigma_ue_m=config.sigma_ue_m,
                 seed=config.seed + 7,
             )

@@ -57,8 +57,10 @@ class DataConfig(_Strict):
     independent of the seed; samples are i.i.d. draws, so this is as random as any split).
     Noise (tree-transformer eq. (10)): fixed per sample (the papers' setting, drawn once as if it
     were part of the dataset) unless ``fresh_noise``, which draws new training noise every epoch
-    (validation noise stays fixed). Positions are min-max scaled per set (UEs, APs), as
-    ``PositionPowerPolicy`` does at inference.
+    (validation noise stays fixed). Positions: ``position_frame="global"`` (default) maps every
+    node through one frame fitted on the training positions (``PositionFrame``, stored in the
+    checkpoint and used at inference); ``"per_sample"`` min-max scales UEs and APs of each sample
+    separately (loses where UEs are relative to APs; kept for comparison).
     """
 
     train: Path = Field(description="labelled dataset folder (cfmimo data generate)")
@@ -69,6 +71,7 @@ class DataConfig(_Strict):
     sigma_ue_m: NonNegativeFloat = Field(5.0, description="std of the UE position noise, m (eq. (10))")
     sigma_ap_m: NonNegativeFloat = Field(0.0, description="std of the AP position noise, m")
     fresh_noise: bool = Field(False, description="new training noise every epoch")
+    position_frame: Literal["global", "per_sample"] = Field("global", description="input coordinate frame")
     num_workers: Annotated[int, Field(ge=0)] = Field(0, description="DataLoader worker processes")
     verify: bool = Field(True, description="check shard checksums when loading")
 

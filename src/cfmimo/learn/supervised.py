@@ -80,6 +80,7 @@ class SupervisedPowerModule(pl.LightningModule):
         val_sizes: list[list[int]],
         seed: int,
         cfmimo_version: str,
+        position_frame: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -37,7 +37,7 @@ from torch import nn
 from cfmimo import __version__
 from cfmimo.data.loaders import fit_power_scaler
 from cfmimo.data.storage import load_dataset
-from cfmimo.data.transforms import PowerScaler, PrepareBatch
+from cfmimo.data.transforms import PositionFrame, PowerScaler, PrepareBatch
 from cfmimo.learn.config import TrainConfig, load_train_config
 from cfmimo.learn.data import RAW_KEYS, Groups, prepare_features, select_keys, split_validation
 from cfmimo.models import build_model
@@ -61,9 +61,12 @@ class TrainingData:
     val: Groups
     scaler: PowerScaler
     prepare: PrepareBatch | None
+    frame: PositionFrame | None = None
 
 
-def load_training_data(config: TrainConfig, scaler: PowerScaler | None = None) -> TrainingData:
+def load_training_data(
+    config: TrainConfig, scaler: PowerScaler | None = None, frame: PositionFrame | None = None
+) -> TrainingData:
     """Load, split, fit the scaler on the training labels (unless ``scaler`` is given) and prepare.
 
     Training noise comes from the named stream (trainer.seed, "training_noise"), validation noise
@@ -79,15 +82,19 @@ def load_training_data(config: TrainConfig, scaler: PowerScaler | None = None) -
     train_groups, val_groups = select_keys(train_groups, RAW_KEYS), select_keys(val_groups, RAW_KEYS)
     if scaler is None:
         scaler = fit_power_scaler(train_groups)
+    if frame is None and d.position_frame == "global":
+        frame = PositionFrame.fit(train_groups)  # clean training positions only
 
     def prepare(name: str) -> PrepareBatch:
         noise_seed = stream_seed(seed, name)
-        return PrepareBatch(scaler=scaler, sigma_ue_m=d.sigma_ue_m, sigma_ap_m=d.sigma_ap_m, seed=noise_seed)
+        return PrepareBatch(
+            scaler=scaler, sigma_ue_m=d.sigma_ue_m, sigma_ap_m=d.sigma_ap_m, seed=noise_seed, frame=frame
+        )
 
     val = prepare_features(val_groups, prepare("validation_noise"))
     if d.fresh_noise:
-        return TrainingData(train_groups, val, scaler, prepare("training_noise"))
-    return TrainingData(prepare_features(train_groups, prepare("training_noise")), val, scaler, None)
+        return TrainingData(train_groups, val, scaler, prepare("training_noise"), frame)
+    return TrainingData(prepare_features(train_groups, prepare("training_noise")), val, scaler, None, frame)
 
 
 @dataclass(frozen=True)
@@ -116,11 +123,13 @@ class TrainResult:
 
 
 class TrainedModel(NamedTuple):
-    """A trained model (eval mode), the scaler of its outputs and its training config."""
+    """A trained model (eval mode), the scaler of its outputs, its training config and the input
+    coordinate frame (None: per-sample min-max)."""
 
     model: nn.Module
     scaler: PowerScaler
     config: TrainConfig
+    frame: PositionFrame | None = None
 
 
 def load_trained(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> TrainedModel:
@@ -138,7 +147,8 @@ def load_trained(path: str | os.PathLike, *, map_location: str | torch.device = 
         raise ValueError(f"{path} is not a cfmimo training checkpoint (missing {err})") from None
     model = build_model(config.model)
     model.load_state_dict(state)
-    return TrainedModel(model.eval(), scaler, config)
+    frame = PositionFrame.from_dict(hp["position_frame"]) if hp.get("position_frame") else None
+    return TrainedModel(model.eval(), scaler, config, frame)
 
 
 def _resolve_checkpoint(ckpt_path: str | os.PathLike | None, out_dir: Path) -> Path | None:
@@ -222,18 +232,20 @@ def train(
         config = TrainConfig.from_dict(config)
     t, out = config.trainer, Path(config.trainer.out_dir)
     resume = _resolve_checkpoint(ckpt_path, out)
-    scaler = None
-    if resume is not None:  # keep the label scaling (and model) the checkpoint was trained with
+    scaler, frame = None, None
+    if resume is not None:  # keep the label scaling, frame (and model) the checkpoint was trained with
         saved = torch.load(resume, map_location="cpu", weights_only=True)["hyper_parameters"]
         if saved["config"]["model"] != config.to_dict()["model"]:
             raise ValueError(f"cannot resume from {resume}: it was trained with another model config")
         scaler = PowerScaler.from_dict(saved["scaler"])
+        frame = PositionFrame.from_dict(saved["position_frame"]) if saved.get("position_frame") else None
 
     pl.seed_everything(t.seed, workers=True, verbose=False)
-    data = load_training_data(config, scaler)
+    data = load_training_data(config, scaler, frame)
     module = SupervisedPowerModule(
         config=config.to_dict(),
         scaler=data.scaler.to_dict(),
+        position_frame=None if data.frame is None else data.frame.to_dict(),
         val_sizes=[list(size) for size in sorted(data.val)],
         seed=t.seed,
         cfmimo_version=__version__,

@@ -4,8 +4,8 @@
 policy for ``MaxMinPower`` instances, so a trained model is scored by the same code as the
 classical baselines:
 
-  positions (+ optional Gaussian noise, tree-transformer eq. (10)) -> per-sample min-max
-  normalization (eq. (11)) -> model -> normalized (p~_UL, p~_DL) -> rescaler (eqs. (12)-(13):
+  positions (+ optional Gaussian noise, tree-transformer eq. (10)) -> the model's fitted frame
+  (eq. (11); per-sample min-max without one) -> model -> normalized (p~_UL, p~_DL) -> rescaler (eqs. (12)-(13):
   UL de-normalized and clamped to the training range, DL de-normalized and renormalized to the
   total budget) -> for a per-AP DL constraint, a common scaling so the most loaded AP is at its
   limit (the rescaler alone guarantees only the papers' sum constraint).
@@ -18,7 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cfmimo.data.transforms import PowerScaler, add_position_noise, minmax_positions, rescale_predictions
+from cfmimo.data.transforms import (
+    PositionFrame,
+    PowerScaler,
+    add_position_noise,
+    minmax_positions,
+    rescale_predictions,
+)
 from cfmimo.policies.classical.power import scale_to_budget
 from cfmimo.problems.base import Allocation
 from cfmimo.problems.maxmin_power import PowerInstance
@@ -42,11 +48,16 @@ def noisy_positions(
     )
 
 
-def model_features(ue: torch.Tensor, ap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The models' inputs: per-sample min-max scaled positions, x and y separately (eq. (11)).
+def model_features(
+    ue: torch.Tensor, ap: torch.Tensor, frame: PositionFrame | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The models' inputs (eq. (11)): positions in the trained model's fitted frame, or, without
+    one, per-sample min-max scaled per set, x and y separately.
 
-    Shapes: ue [B, K, 2], ap [B, L, 2] -> same shapes in [0, 1].
+    Shapes: ue [B, K, 2], ap [B, L, 2] -> same shapes.
     """
+    if frame is not None:
+        return frame.apply(ue), frame.apply(ap)
     return minmax_positions(ue), minmax_positions(ap)
 
 
@@ -56,6 +67,7 @@ class PositionPowerPolicy:
 
     model: nn.Module
     scaler: PowerScaler
+    frame: PositionFrame | None = None
     sigma_ue_m: float = 0.0
     sigma_ap_m: float = 0.0
     seed: int = 0
@@ -70,7 +82,7 @@ class PositionPowerPolicy:
         ap = noisy_positions(
             net.ap_positions, self.sigma_ap_m, seed=self.seed, name="eval_noise/ap", indices=net.indices
         )
-        ue_f, ap_f = model_features(ue.float(), ap.float())
+        ue_f, ap_f = model_features(ue.float(), ap.float(), self.frame)
         was_training = self.model.training
         self.model.eval()
         out = self.model(ue_f, ap_f)  # [B, K, 2]
