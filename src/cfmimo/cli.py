@@ -317,6 +317,81 @@ def train_command(
 
 
 @app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained model checkpoint (.ckpt).")],
+    positions: Annotated[
+        Path, typer.Option(help="UE and AP coordinates in metres: YAML/JSON, CSV (kind,x,y) or NPZ.")
+    ],
+    preset_name: PresetOption = "tree-transformer",
+    seed: Annotated[int, typer.Option(help="Seed of the shadowing and fading used to score the powers.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Predict UL/DL powers for given positions; print them with their SEs and the optimum's."""
+    from cfmimo.learn.trainer import load_trained
+    from cfmimo.predict import predict_setup, read_positions
+
+    try:
+        trained = load_trained(checkpoint)
+        ue, ap = read_positions(positions)
+        result = predict_setup(
+            trained.model, trained.scaler, ue, ap, preset(preset_name), seed=seed, frame=trained.frame
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(title=f"{checkpoint.name}: K={result['K']}, L={result['L']}")
+    for col in ("UE", "p_UL [mW]", "p_DL [mW]", "SE UL", "SE DL", "opt SE UL", "opt SE DL"):
+        table.add_column(col, justify="right")
+    opt = result["optimal"]
+    for k in range(result["K"]):
+        table.add_row(
+            str(k),
+            f"{result['p_ul_mw'][k]:.2f}",
+            f"{result['p_dl_mw'][k]:.2f}",
+            f"{result['se_ul'][k]:.3f}",
+            f"{result['se_dl'][k]:.3f}",
+            f"{opt['se_ul'][k]:.3f}",
+            f"{opt['se_dl'][k]:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"DL total {result['dl_total_mw']:.1f} mW of {result['dl_budget_mw']:.1f} mW; "
+        f"min SE UL {min(result['se_ul']):.3f} (optimum {min(opt['se_ul']):.3f}), "
+        f"DL {min(result['se_dl']):.3f} (optimum {min(opt['se_dl']):.3f})"
+    )
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained model checkpoint (.ckpt).")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="Output ONNX file.")],
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Compare onnxruntime with PyTorch.")
+    ] = True,
+) -> None:
+    """Export a trained model to ONNX with a dynamic number of UEs (and APs), checked for parity."""
+    from cfmimo.export import export_onnx
+    from cfmimo.learn.trainer import load_trained
+
+    try:
+        trained = load_trained(checkpoint)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    result = export_onnx(trained.model, onnx, check=check)
+    console.print(
+        f"exported {onnx} (dynamic axes {result['dynamic']}); the rescaler and input frame stay outside "
+        f"the graph: scaler {trained.scaler.to_dict()}, frame {None if trained.frame is None else trained.frame.to_dict()}"
+    )
+    if check:
+        console.print(
+            "parity (max |onnxruntime - torch|): "
+            + ", ".join(f"{k}: {v:.1e}" for k, v in result["parity"].items())
+        )
+
+
+@app.command()
 def reproduce(
     paper: Annotated[str, typer.Argument(help="Paper to reproduce: tree-transformer.")],
     quick: Annotated[

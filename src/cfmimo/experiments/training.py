@@ -44,7 +44,7 @@ def train_power_model(
 
     config = TrainConfig.from_dict(
         {
-            "model": model.model_dump(),
+            "model": model.model_dump(exclude_unset=True),  # keep the model's own defaults
             "data": {"train": str(train_folder), "sigma_ue_m": sigma_ue_m, "sigma_ap_m": sigma_ap_m},
             "optim": {"lr": lr},
             "trainer": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "out_dir": str(run_dir)},

@@ -322,15 +322,16 @@ def run(
     claims = []
     if tt in models_out:
         m = models_out[tt]
-        for link in ("ul", "dl"):
-            g_ = m[f"mean_se_gap_{link}"]
+        for link in ("ul", "dl"):  # max-min: the worst UE's SE is the objective; its gap is >= 0
+            g_ = m[f"min_se_gap_{link}"]
             claims.append(
                 claim(
                     f"se_gap_{link}",
-                    f"average {link.upper()} SE gap to the optimum over the test grid (b/s/Hz)",
+                    f"average gap of the worst-UE {link.upper()} SE to the max-min "
+                    "optimum over the test grid (b/s/Hz)",
                     0.12,
                     round(g_, 4),
-                    abs(g_) <= 0.12,
+                    g_ <= 0.12,
                 )
             )
         others = [n for n in trained if n != tt]

@@ -122,6 +122,14 @@ class TrainResult:
         return asdict(self)
 
 
+def resolve_model_config(config: TrainConfig) -> TrainConfig:
+    """The config with the model's resolved settings (its own defaults for fields the user left
+    unset, e.g. the token baselines' layers/ff). Checkpoints record this, so reloading rebuilds the
+    same architecture even though a dumped config marks every field as set."""
+    resolved = getattr(build_model(config.model), "config", config.model)
+    return TrainConfig.from_dict({**config.to_dict(), "model": resolved.model_dump()})
+
+
 class TrainedModel(NamedTuple):
     """A trained model (eval mode), the scaler of its outputs, its training config and the input
     coordinate frame (None: per-sample min-max)."""
@@ -230,6 +238,7 @@ def train(
 
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
+    config = resolve_model_config(config)
     t, out = config.trainer, Path(config.trainer.out_dir)
     resume = _resolve_checkpoint(ckpt_path, out)
     scaler, frame = None, None

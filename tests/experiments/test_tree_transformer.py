@@ -1,0 +1,90 @@
+"""The tree-transformer reproduction pipeline end to end at tiny sizes, and the CLI around models."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cfmimo.cli import app
+from cfmimo.experiments.tree_transformer import TreeTransformerConfig, run
+
+runner = CliRunner()
+
+TINY = dict(
+    train_K=[2, 4],
+    train_samples=48,
+    test_K=[2, 5],
+    test_L=[4, 16],
+    test_samples=4,
+    realizations=8,
+    epochs=2,
+    batch_size=16,
+    latency_K=[10, 20],
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tt")
+    config = TreeTransformerConfig(mode="quick", **TINY)
+    return out, run(config, out, scheduler="sync", log=lambda m: None)
+
+
+def test_outputs_and_results_layout(tiny_run):
+    out, _ = tiny_run
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["paper"] == "tree-transformer" and saved["mode"] == "quick" and saved["wall_time_s"] > 0
+    for name in ("tree_transformer", "transformer", "cosformer", "performer"):
+        m = saved["models"][name]
+        assert m["params"] == m["paper_params"] and m["latency_ms"] > 0
+    ids = {c["id"] for c in saved["claims"]}
+    assert {"se_gap_ul", "se_gap_dl", "latency_lowest", "params_tree_transformer"} <= ids
+    for c in saved["claims"]:
+        assert set(c) == {"id", "description", "paper_value", "ours", "holds"}
+    for f in (
+        "report.md",
+        "se_by_size.csv",
+        "table2.csv",
+        "latency_vs_K.csv",
+        "fig5_power_quantiles.csv",
+        "figures/fig5_power_cdf.png",
+        "figures/fig6_se_vs_K_L.png",
+        "figures/latency_vs_K.png",
+    ):
+        assert (out / f).is_file() and (out / f).stat().st_size > 100, f
+    # the baselines (fixed L = 16) are evaluated at L = 16 only; the tree at every L
+    rows = (out / "se_by_size.csv").read_text().splitlines()[1:]
+    assert {r.split(",")[2] for r in rows if r.startswith("transformer,")} == {"16"}
+    assert {r.split(",")[2] for r in rows if r.startswith("tree_transformer,")} == {"4", "16"}
+
+
+def test_rerun_reuses_data_and_checkpoints(tiny_run):
+    out, first = tiny_run
+    again = run(TreeTransformerConfig(mode="quick", **TINY), out, scheduler="sync", log=lambda m: None)
+    assert again["models"]["tree_transformer"]["epochs"] == first["models"]["tree_transformer"]["epochs"]
+
+
+def test_predict_and_export_commands(tiny_run, tmp_path):
+    out, _ = tiny_run
+    ckpt = next((out / "runs" / "tree_transformer" / "checkpoints").glob("best*.ckpt"))
+    pos = tmp_path / "pos.yaml"
+    pos.write_text(
+        "ue: [[10, 20], [250, 300], [400, 80]]\nap: [[100, 100], [300, 300], [450, 50], [50, 450]]\n"
+    )
+    result = runner.invoke(app, ["predict", str(ckpt), "--positions", str(pos), "--json"])
+    assert result.exit_code == 0, result.output
+    pred = json.loads(result.output)
+    assert max(pred["p_ul_mw"]) <= 100.0 + 1e-9 and pred["dl_total_mw"] == pytest.approx(800.0, rel=1e-5)
+    result = runner.invoke(app, ["export", str(ckpt), "--onnx", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.onnx").is_file() and "parity" in result.output
+    assert (
+        runner.invoke(app, ["predict", str(tmp_path / "none.ckpt"), "--positions", str(pos)]).exit_code != 0
+    )
+
+
+@pytest.mark.slow
+def test_reproduce_quick_cli(tmp_path):
+    result = runner.invoke(app, ["reproduce", "tree-transformer", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "results.json").is_file()
