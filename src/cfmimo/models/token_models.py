@@ -26,6 +26,8 @@ checkpoint (a ``model_dump()`` of it rebuilds the same architecture).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -39,7 +41,7 @@ def ue_tokens(ue: torch.Tensor, ap: torch.Tensor) -> torch.Tensor:
     return torch.cat([ue, aps], dim=-1)
 
 
-class _TokenModel(nn.Module):
+class _TokenModel(nn.Module, ABC):
     """Embedding (eq. (11)) -> ``self.encode`` -> Linear(d_mod, 2) + sigmoid, for a fixed L.
 
     Shapes: ue [B, K, 2], ap [B, L, 2], ue_mask [B, K], ap_mask [B, L] (True = real) -> [B, K, 2].
@@ -59,8 +61,9 @@ class _TokenModel(nn.Module):
         self.embedding = nn.Linear(2 * config.num_aps + 2, config.d_mod)
         self.head = nn.Linear(config.d_mod, 2)
 
+    @abstractmethod
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """The encoder layers. Shapes: x [B, K, d_mod], mask [B, K] | None -> [B, K, d_mod]."""
 
     def forward(
         self,
