@@ -173,7 +173,12 @@ def run_generation(
         for task in todo:
             store(task, generate_shard(spec, task))
     elif todo:
-        from dask.distributed import Client, LocalCluster, as_completed
+        try:
+            from dask.distributed import Client, LocalCluster, as_completed
+        except ImportError:
+            raise ValueError(
+                f"scheduler {scheduler!r} needs Dask: pip install 'cfmimo[parallel]' (or use scheduler 'sync')"
+            ) from None
 
         cluster = None
         if scheduler == "local":
