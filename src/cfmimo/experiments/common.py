@@ -22,8 +22,8 @@ from cfmimo.config import atomic_write_text
 from cfmimo.data.generation import run_generation
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.storage import DatasetContent, load_dataset
-from cfmimo.data.transforms import PositionFrame, PowerScaler, rescale_predictions
-from cfmimo.policies.neural import model_features, noisy_positions
+from cfmimo.data.transforms import PositionFrame, PowerScaler
+from cfmimo.policies.neural import model_features, predict_powers
 from cfmimo.sim.uatf import (
     DownlinkStatistics,
     UplinkStatistics,
@@ -60,20 +60,22 @@ def predict_group(
     Position noise is per sample (streams keyed by the sample index), so predictions do not depend
     on ``batch``. Shapes: group arrays [n, ...] -> (p_ul [n, K], p_dl [n, K]).
     """
-    model.eval()
     n, L = group["ap_positions"].shape[:2]
     outs_ul, outs_dl = [], []
     for start in range(0, n, batch):
         sl = slice(start, start + batch)
-        idx = tuple(int(i) for i in group["sample_index"][sl])
-        ue = noisy_positions(
-            group["ue_positions"][sl].float(), sigma_ue_m, seed=seed, name="eval_noise/ue", indices=idx
+        p_ul, p_dl, _ = predict_powers(
+            model,
+            scaler,
+            group["ue_positions"][sl],
+            group["ap_positions"][sl],
+            L * dl_power_per_ap_mw,
+            tuple(int(i) for i in group["sample_index"][sl]),
+            frame=frame,
+            sigma_ue_m=sigma_ue_m,
+            sigma_ap_m=sigma_ap_m,
+            seed=seed,
         )
-        ap = noisy_positions(
-            group["ap_positions"][sl].float(), sigma_ap_m, seed=seed, name="eval_noise/ap", indices=idx
-        )
-        out = model(*model_features(ue, ap, frame))
-        p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], scaler, L * dl_power_per_ap_mw)
         outs_ul.append(p_ul.clamp(max=ul_power_mw))
         outs_dl.append(p_dl)
     return torch.cat(outs_ul), torch.cat(outs_dl)

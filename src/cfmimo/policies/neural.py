@@ -61,6 +61,37 @@ def model_features(
     return minmax_positions(ue), minmax_positions(ap)
 
 
+@torch.inference_mode()
+def predict_powers(
+    model: nn.Module,
+    scaler: PowerScaler,
+    ue: torch.Tensor,
+    ap: torch.Tensor,
+    dl_total_mw: torch.Tensor | float,
+    indices: tuple[int, ...],
+    *,
+    frame: PositionFrame | None = None,
+    sigma_ue_m: float = 0.0,
+    sigma_ap_m: float = 0.0,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positions -> (noise) -> features -> model -> rescaler (eqs. (10)-(13)); the one inference path
+    of position-based models. Noise streams are keyed by the sample ``indices``.
+
+    Shapes: ue [B, K, 2], ap [B, L, 2], dl_total_mw [B] or float -> (p_ul [B, K], p_dl [B, K] with
+    sum = dl_total_mw, normalized model output [B, K, 2]).
+    """
+    ue = noisy_positions(ue.float(), sigma_ue_m, seed=seed, name="eval_noise/ue", indices=indices)
+    ap = noisy_positions(ap.float(), sigma_ap_m, seed=seed, name="eval_noise/ap", indices=indices)
+    was_training = model.training
+    model.eval()
+    out = model(*model_features(ue, ap, frame))  # [B, K, 2]
+    model.train(was_training)
+    total = dl_total_mw.float() if isinstance(dl_total_mw, torch.Tensor) else dl_total_mw
+    p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], scaler, total)
+    return p_ul, p_dl, out
+
+
 @dataclass
 class PositionPowerPolicy:
     """A trained position -> power model as a policy (module docstring)."""
@@ -76,20 +107,19 @@ class PositionPowerPolicy:
     def __call__(self, instance: PowerInstance) -> Allocation:
         net = instance.network
         dtype = instance.ul_budget.dtype
-        ue = noisy_positions(
-            net.ue_positions, self.sigma_ue_m, seed=self.seed, name="eval_noise/ue", indices=net.indices
+        # eq. (13) renormalizes to the total budget sum_l P_l (per setup) ...
+        p_ul, p_dl, out = predict_powers(
+            self.model,
+            self.scaler,
+            net.ue_positions,
+            net.ap_positions,
+            instance.dl_budget.sum(-1),
+            net.indices,
+            frame=self.frame,
+            sigma_ue_m=self.sigma_ue_m,
+            sigma_ap_m=self.sigma_ap_m,
+            seed=self.seed,
         )
-        ap = noisy_positions(
-            net.ap_positions, self.sigma_ap_m, seed=self.seed, name="eval_noise/ap", indices=net.indices
-        )
-        ue_f, ap_f = model_features(ue.float(), ap.float(), self.frame)
-        was_training = self.model.training
-        self.model.eval()
-        out = self.model(ue_f, ap_f)  # [B, K, 2]
-        self.model.train(was_training)
-        # eq. (13): renormalize to the total budget sum_l P_l (per setup) ...
-        total = instance.dl_budget.sum(-1)  # sum: [B] budget; per_ap: sum of the AP limits
-        p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], self.scaler, total.float())
         if instance.dl_constraint == "per_ap":  # ... and, for per-AP limits, scale to the most loaded AP
             p_dl = scale_to_budget(p_dl.to(dtype), instance.dl_weights, instance.dl_budget)
         p_ul = torch.minimum(p_ul.to(dtype), instance.ul_budget)

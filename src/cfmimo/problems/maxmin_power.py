@@ -14,7 +14,7 @@ The objective is min_k SE_k^UL + min_k SE_k^DL; ``metrics`` reports both links s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -138,7 +138,7 @@ def power_instance(
             raise ValueError(
                 f"serving must be [B, L, K] = {tuple(net.serving.shape)}, got {tuple(serving.shape)}"
             )
-        net = Network(**{**net.__dict__, "serving": serving.to(torch.bool)})
+        net = replace(net, serving=serving.to(torch.bool))
     constraint = dl_constraint or ("sum" if sc.dl_normalization == "per_realization" else "per_ap")
     ul, dl = network_statistics(net, state, combiner)
     weights, budget = dl_constraints(sc, dl, constraint)

@@ -14,7 +14,7 @@ Typical use::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -266,18 +266,15 @@ def permute_ues(net: Network, perm: torch.Tensor) -> Network:
     Algorithm 4.1 depends on UE order, so re-running it could assign other pilots).
     """
     p = perm.to(net.pilot.device)
-    return Network(
-        net.scenario,
-        net.seed,
-        net.indices,
-        net.ap_positions,
-        net.ue_positions[:, p],
-        net.distance_2d[:, :, p],
-        net.gain_db[:, :, p],
-        net.correlation[:, :, p],
-        net.pilot[:, p],
-        net.master[:, p],
-        net.serving[:, :, p],
+    return replace(
+        net,
+        ue_positions=net.ue_positions[:, p],
+        distance_2d=net.distance_2d[:, :, p],
+        gain_db=net.gain_db[:, :, p],
+        correlation=net.correlation[:, :, p],
+        pilot=net.pilot[:, p],
+        master=net.master[:, p],
+        serving=net.serving[:, :, p],
     )
 
 
@@ -285,16 +282,16 @@ def take_setups(net: Network, index: torch.Tensor | slice) -> Network:
     """A sub-batch of setups. ``index``: a slice or a 1-D long tensor of setup positions."""
     idx = torch.arange(net.batch)[index] if isinstance(index, slice) else index.cpu()
     sel = idx.to(net.pilot.device)
-    return Network(
-        net.scenario,
-        net.seed,
-        tuple(net.indices[i] for i in idx.tolist()),
-        net.ap_positions[sel],
-        net.ue_positions[sel],
-        net.distance_2d[sel],
-        net.gain_db[sel],
-        net.correlation[sel],
-        net.pilot[sel],
-        net.master[sel],
-        net.serving[sel],
+    tensors = (
+        "ap_positions",
+        "ue_positions",
+        "distance_2d",
+        "gain_db",
+        "correlation",
+        "pilot",
+        "master",
+        "serving",
+    )
+    return replace(
+        net, indices=tuple(net.indices[i] for i in idx.tolist()), **{f: getattr(net, f)[sel] for f in tensors}
     )
