@@ -98,3 +98,45 @@ def test_serving_mask_dispatch_and_unserved():
     assert serving_mask(
         Clustering(kind="gain_threshold", threshold_db=0.0), gain, d2d, pilot, master, 4
     ).equal(gain >= 0)
+
+
+def test_pilots_for_clusters_separate_ues_sharing_an_ap() -> None:
+    """With at most tau_p UEs per AP and few UEs, no AP serves two UEs on one pilot."""
+    from cfmimo.sim.clustering import limit_ues_per_ap
+    from cfmimo.sim.pilots import assign_pilots_for_clusters
+
+    g = torch.Generator().manual_seed(5)
+    gain = 60 * torch.rand(64, 8, 12, generator=g, dtype=torch.float64)  # [B, L, K]
+    serving = limit_ues_per_ap(gain > 52, gain, 3)
+    serving |= torch.nn.functional.one_hot(gain.argmax(1), 8).transpose(1, 2).bool()  # all served
+    pilot = assign_pilots_for_clusters(gain, serving, 6)
+    assert pilot.shape == (64, 12) and int(pilot.min()) >= 0 and int(pilot.max()) < 6
+    same = pilot[:, :, None] == pilot[:, None, :]  # [B, K, K]
+    shared_ap = torch.einsum("blk,bli->bki", serving.double(), serving.double()) > 0
+    off_diag = ~torch.eye(12, dtype=torch.bool)
+    clashes = (same & shared_ap & off_diag).sum(dim=(1, 2))  # [B]
+    # greedy colouring always finds a free pilot when every UE shares APs with < tau_p others
+    degree = (shared_ap & off_diag).sum(-1).amax(-1)  # [B]
+    easy = degree < 6
+    assert int(easy.sum()) >= 5
+    assert int(clashes[easy].sum()) == 0
+    # where it cannot, a clash-free assignment may not exist; clashes stay rare
+    assert float(clashes.double().mean()) < 2.0
+    # K <= tau_p: every UE gets its own pilot
+    small = assign_pilots_for_clusters(gain[:, :, :6], serving[:, :, :6], 6)
+    assert bool((small.sort(-1).values == torch.arange(6)).all())
+
+
+def test_pilots_for_clusters_permutation_of_identical_inputs_is_deterministic() -> None:
+    from cfmimo.sim.pilots import assign_pilots_for_clusters
+
+    gain = torch.zeros(2, 3, 5, dtype=torch.float64)
+    serving = torch.ones(2, 3, 5, dtype=torch.bool)
+    p = assign_pilots_for_clusters(gain, serving, 2)
+    assert p.tolist() == [[0, 1, 0, 1, 0], [0, 1, 0, 1, 0]]
+    try:
+        assign_pilots_for_clusters(gain, serving[:, :, :4], 2)
+    except ValueError as err:
+        assert "serving" in str(err)
+    else:
+        raise AssertionError("shape mismatch must raise")

@@ -79,13 +79,16 @@ class ChannelState:
     """Small-scale realizations and their MMSE estimates.
 
     Shapes:
-        h, h_hat [B, T, L, K, N]; estimate_cov (B_lk), error_cov (C_lk) [B, L, K, N, N].
+        h, h_hat [B, T, L, K, N]; estimate_cov (B_lk), error_cov (C_lk) [B, L, K, N, N];
+        pilot_noise [B, T, L, tau_p, N] (kept so the same realizations can be re-estimated under
+        another pilot assignment, ``reestimate``; None when unknown, e.g. imported states).
     """
 
     h: torch.Tensor
     h_hat: torch.Tensor
     estimate_cov: torch.Tensor
     error_cov: torch.Tensor
+    pilot_noise: torch.Tensor | None = None
 
 
 def sample_layout(
@@ -173,7 +176,21 @@ def estimate(net: Network, h: torch.Tensor, pilot_noise: torch.Tensor) -> Channe
     sc = net.scenario
     a, b, c = estimator_statistics(net.correlation, net.pilot, sc.tau_p, sc.pilot_power_mw)
     h_hat = mmse_estimates(h, pilot_noise, a, net.pilot, sc.tau_p, sc.pilot_power_mw)
-    return ChannelState(h=h, h_hat=h_hat, estimate_cov=b, error_cov=c)
+    return ChannelState(h=h, h_hat=h_hat, estimate_cov=b, error_cov=c, pilot_noise=pilot_noise)
+
+
+def reestimate(net: Network, state: ChannelState, pilot: torch.Tensor) -> tuple[Network, ChannelState]:
+    """The same realizations and pilot noise estimated under another pilot assignment.
+
+    Shapes:
+        pilot [B, K] long -> (network with that pilot, its ChannelState).
+    """
+    if state.pilot_noise is None:
+        raise ValueError("state.pilot_noise is None: this channel state cannot be re-estimated")
+    if pilot.shape != net.pilot.shape:
+        raise ValueError(f"pilot must be [B, K] = {tuple(net.pilot.shape)}, got {tuple(pilot.shape)}")
+    net = replace(net, pilot=pilot.to(device=net.pilot.device, dtype=torch.long))
+    return net, estimate(net, state.h, state.pilot_noise)
 
 
 def sample_channel_state(net: Network, realizations: int | None = None) -> ChannelState:
