@@ -1,4 +1,4 @@
-"""Attention kernels: linear-time cosFormer / Performer vs their O(S²) references, exact padding,
+"""Attention kernels: linear-time cosFormer / Performer / sliding window vs their O(S²) references, exact padding,
 numerically safe normalizers, the encoder layer's equations."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from cfmimo.models.attention import (
     MultiheadAttention,
     _safe_denominator,
     cosformer_attention,
+    longformer_attention,
     orthogonal_random_features,
     performer_attention,
     reference_attention,
@@ -138,7 +139,7 @@ def test_unknown_names_raise():
     with pytest.raises(ValueError, match="activation"):
         MultiheadAttention(8, 2, kind="cosformer", activation="tanh")
     with pytest.raises(ValueError, match="kind"):
-        MultiheadAttention(8, 2, kind="longformer")
+        MultiheadAttention(8, 2, kind="linformer")
     with pytest.raises(ValueError, match="divisible"):
         MultiheadAttention(10, 4)
 
@@ -182,3 +183,81 @@ def test_encoder_layer_equations(norm_first):
         expected = ln2(z1 + ffn(z1))
     torch.testing.assert_close(layer(x), expected)
     assert isinstance(ffn[1], nn.ReLU) and ffn[0].out_features == 16
+
+
+# Longformer-style sliding-window attention.
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 7, 50])
+def test_longformer_sliding_window_equals_banded_reference(window):
+    q, k, v, mask = _qkv(scale=0.9)
+    out = longformer_attention(q, k, v, mask, window=window)
+    ref = reference_attention(q, k, v, mask, kind="longformer", window=window)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    assert torch.all(out[~mask[:, None, :].expand(-1, q.shape[1], -1)] == 0)  # padded queries
+    # Interleaved padding: the window counts ranks among the real tokens, not positions.
+    g = torch.Generator().manual_seed(1)
+    scattered = torch.rand(mask.shape, generator=g) < 0.6
+    out = longformer_attention(q, k, v, scattered, window=window)
+    ref = reference_attention(q, k, v, scattered, kind="longformer", window=window)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_longformer_window_covering_the_sequence_is_full_softmax():
+    q, k, v, mask = _qkv(scale=0.9)
+    real = mask[:, None, :].expand(-1, q.shape[1], -1)  # [B, H, S]
+    for window in (max(LENGTHS) - 1, max(LENGTHS), 100):
+        out = longformer_attention(q, k, v, mask, window=window)
+        torch.testing.assert_close(out[real], softmax_attention(q, k, v, mask)[real], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(longformer_attention(q, k, v, window=8), softmax_attention(q, k, v))
+
+
+def test_longformer_hand_solved_uniform_window():
+    # Zero queries: every score is 0, so each real token averages the real values within w ranks.
+    v = torch.arange(5, dtype=torch.float64).reshape(1, 1, 5, 1) ** 2  # values 0, 1, 4, 9, 16
+    q = k = torch.zeros(1, 1, 5, 2, dtype=torch.float64)
+    mask = torch.tensor([[True, True, True, True, False]])  # 16 is padding
+    out = longformer_attention(q, k, v, mask, window=1)[0, 0, :, 0]
+    expected = torch.tensor(
+        [(0 + 1) / 2, (0 + 1 + 4) / 3, (1 + 4 + 9) / 3, (4 + 9) / 2, 0.0], dtype=torch.float64
+    )
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-15)
+
+
+def test_longformer_padded_keys_do_not_leak():
+    q, k, v, mask = _qkv()
+    out = longformer_attention(q, k, v, mask, window=2)
+    for b, n in enumerate(LENGTHS):
+        alone = longformer_attention(q[b : b + 1, :, :n], k[b : b + 1, :, :n], v[b : b + 1, :, :n], window=2)
+        torch.testing.assert_close(out[b : b + 1, :, :n], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_longformer_module_matches_reference_and_checks_window():
+    torch.manual_seed(0)
+    attn = MultiheadAttention(8, 2, kind="longformer", window=2).double()
+    x = torch.randn(4, 8, 8, dtype=torch.float64)
+    mask = torch.arange(8)[None, :] < torch.tensor(LENGTHS)[:, None]
+    q, k, v = attn.qkv(x).view(4, 8, 3, 2, 4).permute(2, 0, 3, 1, 4).unbind(0)
+    a = reference_attention(q, k, v, mask, kind="longformer", window=2)
+    expected = attn.out(a.transpose(1, 2).reshape(4, 8, 8))
+    real = mask.unsqueeze(-1).expand_as(x)
+    torch.testing.assert_close(attn(x, mask)[real], expected[real])
+    assert EncoderLayer(8, 2, 16, kind="longformer", window=3).attn.window == 3
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="window"):
+            MultiheadAttention(8, 2, kind="longformer", window=bad)
+    with pytest.raises(ValueError, match="window"):
+        reference_attention(q, k, v, mask, kind="longformer")
+
+
+def test_longformer_training_dropout_and_gradients_stay_finite():
+    torch.manual_seed(0)
+    attn = MultiheadAttention(8, 2, kind="longformer", window=1, dropout=0.5).train()
+    x = torch.randn(4, 8, 8, requires_grad=True)
+    mask = torch.arange(8)[None, :] < torch.tensor((0, 1, 5, 8))[:, None]  # incl. an empty sample
+    out = attn(x, mask)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    assert not torch.equal(attn(x, mask), attn(x, mask))  # dropout is active in training
+    attn.eval()
+    torch.testing.assert_close(attn(x, mask), attn(x, mask), rtol=0, atol=0)

@@ -47,7 +47,7 @@ def test_relaxed_mr_gradient_signs() -> None:
     b, t = mr_traces(state.estimate_cov, net.correlation)
     d = torch.full(net.serving.shape, 0.5, dtype=torch.float64, requires_grad=True)
     p = torch.full((net.batch, 6), 100.0, dtype=torch.float64)
-    se_ul, se_dl = relaxed_mr_se(d, b, t, p, p, 0.45, 0.5)
+    se_ul, _ = relaxed_mr_se(d, b, t, p, p, 0.45, 0.5)
     se_ul.sum().backward()
     best = net.gain_db.argmax(1)  # [B, K]
     grad_best = d.grad.gather(1, best[:, None, :]).squeeze(1)  # [B, K]

@@ -11,6 +11,10 @@ with ``ue`` [B, K, 2] and ``ap`` [B, L, 2] the normalized (min-max) positions, b
 padding never changes the outputs of real UEs. The rescaler (tree-transformer eqs. (12)-(13)) is
 applied outside the model (``cfmimo.data.transforms.rescale_predictions``).
 
+Joint clustering + power models (``cfmimo.models.cluster_models``, the elu-cosformer paper) take
+the same inputs and return a ``ClusterPowerOutput`` instead: mask scores [B, L, K] (eq. (15)) and
+the same normalized powers [B, K, 2] in ``.power``.
+
 ``build_model(ModelConfig(name=..., ...))`` builds a registered model; constructor vocabulary is
 shared: ``d_enc``, ``d_mod``, ``heads``, ``layers``, ``ff``, ``dropout``, ``features``, ``num_aps``.
 """
@@ -42,6 +46,8 @@ class ModelConfig(BaseModel):
     features: Annotated[int, Field(gt=0)] = 256
     num_aps: Annotated[int, Field(gt=0)] = 16
     activation: str = "relu"
+    window: Annotated[int, Field(gt=0)] = 4
+    """Longformer one-sided window w: each token attends to the real tokens within w ranks (2w + 1)."""
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -85,7 +91,12 @@ def _load_builtin() -> None:
     # Importing the modules registers their models (kept lazy so `cfmimo.models` imports fast).
     import importlib
 
-    for module in ("cfmimo.models.deepsets", "cfmimo.models.tree_transformer", "cfmimo.models.token_models"):
+    for module in (
+        "cfmimo.models.deepsets",
+        "cfmimo.models.tree_transformer",
+        "cfmimo.models.token_models",
+        "cfmimo.models.cluster_models",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -1,4 +1,5 @@
-"""Multi-head self-attention over padded token sets: softmax, cosFormer and Performer (FAVOR+).
+"""Multi-head self-attention over padded token sets: softmax, cosFormer, Performer (FAVOR+) and
+Longformer-style sliding-window softmax.
 
 Every block maps tokens ``x`` [B, S, d] with a key padding mask [B, S] (True = real token, None =
 no padding) to [B, S, d]. Q, K, V come from one fused projection ``nn.Linear(d, 3d)``
@@ -25,10 +26,19 @@ Kernels (functional, on q, k, v [B, H, S, D] and key_mask [B, S]):
   ``φ(x) = exp(ωᵀx' - |x'|²/2) / sqrt(F)``, x' = x / D^(1/4), so that E[φ(q)·φ(k)] =
   exp(q·k / sqrt(D)); the F x D matrix ω is drawn once (``orthogonal_random_features``) and never
   redrawn.
+- ``longformer_attention`` (Beltagy et al. 2020, local attention only, no global tokens):
+  softmax(q_i k_jᵀ / sqrt(D)) v over the real keys j with |i - j| <= w (the one-sided window),
+  i, j the ranks of the tokens among the real tokens of the sample, as for cosFormer. Linear time:
+  the keys and values are padded by w on both sides and ``unfold`` gives each query its 2w + 1
+  neighbours [B, H, S, D, 2w + 1], so memory and time are O(S w D) and no S x S tensor is built.
+  Padding anywhere in the sequence is exact: the real tokens are first gathered to the front in
+  order (a stable sort of the mask; the identity for the usual end-padded batches) so that
+  positions equal ranks, and the outputs are scattered back.
 
 ``reference_attention`` computes each of them directly with the S x S score matrix (O(S²)): the
 readable reference the linear-time kernels are tested against. The linear kernels never build an
-S x S tensor: their memory and time are O(S) (O(S D²) for cosFormer, O(S D F) for Performer).
+S x S tensor: their memory and time are O(S) (O(S D²) for cosFormer, O(S D F) for Performer,
+O(S w D) for the sliding window).
 
 Normalizer safety (cosFormer). With a non-negative φ (relu, elu1, softplus, sigmoid) the
 normalizer Σ_j s_ij is >= 0 (the cosine weights lie in (0, 1] since |i - j| < M) but can be 0, e.g.
@@ -50,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTENTION_KINDS = ("softmax", "cosformer", "performer")
+ATTENTION_KINDS = ("softmax", "cosformer", "performer", "longformer")
 
 KERNEL_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,  # the original cosFormer
@@ -214,6 +224,58 @@ def softmax_attention(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :], dropout_p=dropout)
 
 
+def _check_window(window: int) -> None:
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an int >= 1 (one-sided, in tokens), got {window!r}")
+
+
+def longformer_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: torch.Tensor | None = None,
+    *,
+    window: int,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """Sliding-window softmax attention in O(S w) (Longformer's local attention, no global tokens).
+
+    Query i attends to the real keys j with |rank_i - rank_j| <= ``window`` (ranks among the real
+    tokens of the sample), with weights softmax(q_i·k_j / sqrt(D)); ``dropout`` drops attention
+    weights (training only, as in ``F.scaled_dot_product_attention``).
+
+    Shapes: q, k [B, H, S, D], v [B, H, S, E], key_mask [B, S] (True = real) -> [B, H, S, E];
+    outputs at padded query positions are zero.
+    """
+    _check_window(window)
+    b, h, s, _ = q.shape
+    if key_mask is not None:
+        mask = _mask_or_ones(q, key_mask)
+        # Real tokens first, in order (stable): then positions are ranks. End-padded batches (ours)
+        # get the identity permutation; any other padding pattern stays exact.
+        order = torch.sort((~mask).to(torch.uint8), dim=-1, stable=True).indices  # [B, S]
+        mask = mask.gather(-1, order)  # [B, S], real tokens first
+        idx = order[:, None, :, None]  # [B, 1, S, 1]
+        q, k, v = (x.gather(-2, idx.expand(b, h, s, x.shape[-1])) for x in (q, k, v))
+    else:
+        mask = torch.ones(b, s, dtype=torch.bool, device=q.device)
+    w = max(0, min(window, s - 1))  # |i - j| <= S - 1 always: a wider window changes nothing
+    n = 2 * w + 1
+    # Neighbourhoods j = i - w .. i + w; out-of-range neighbours are zero padding, masked below.
+    k_win = F.pad(k, (0, 0, w, w)).unfold(-2, n, 1)  # [B, H, S, D, 2w+1]
+    v_win = F.pad(v, (0, 0, w, w)).unfold(-2, n, 1)  # [B, H, S, E, 2w+1]
+    valid = F.pad(mask, (w, w), value=False).unfold(-1, n, 1)  # [B, S, 2w+1], real key in range
+    valid = valid | ~valid.any(-1, keepdim=True)  # no empty row (padded queries only): stays finite
+    scores = torch.einsum("bhsd,bhsdn->bhsn", q, k_win) / math.sqrt(q.shape[-1])  # [B, H, S, 2w+1]
+    weights = torch.softmax(scores.masked_fill(~valid[:, None], -torch.inf), dim=-1)
+    if dropout > 0:
+        weights = F.dropout(weights, p=dropout)
+    out = torch.einsum("bhsn,bhsen->bhse", weights, v_win) * mask[:, None, :, None].to(q.dtype)
+    if key_mask is not None:
+        out = torch.empty_like(out).scatter_(-2, idx.expand_as(out), out)  # back to input order
+    return out
+
+
 def reference_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -223,14 +285,16 @@ def reference_attention(
     kind: str = "softmax",
     activation: str = "relu",
     projection: torch.Tensor | None = None,
+    window: int | None = None,
     eps: float | None = None,
 ) -> torch.Tensor:
     """The same attentions computed directly from the S x S score matrix, O(S²): a readable
     reference for tests (the cosFormer weights come from cos(π (i - j) / (2M)) itself, not from
-    the cos/sin decomposition; the Performer from its explicit features).
+    the cos/sin decomposition; the Performer from its explicit features; the Longformer from the
+    banded mask |rank_i - rank_j| <= window on the full score matrix).
 
     Shapes: q, k [B, H, S, D], v [B, H, S, E], key_mask [B, S] -> [B, H, S, E]; outputs at padded
-    query positions are zero for the linear kinds.
+    query positions are zero for every kind but softmax.
     """
     _check_kind(kind)
     mask = _mask_or_ones(q, key_mask)
@@ -239,6 +303,17 @@ def reference_attention(
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # [B, H, S, S]
         scores = scores.masked_fill(~(keys | ~mask.any(-1)[:, None, None, None]), -torch.inf)
         return torch.softmax(scores, dim=-1) @ v
+    if kind == "longformer":
+        if window is None:
+            raise ValueError("reference_attention(kind='longformer') needs the window")
+        _check_window(window)
+        rank = mask.to(q.dtype).cumsum(-1)  # [B, S], 1..M on the real tokens
+        band = (rank[:, :, None] - rank[:, None, :]).abs() <= window  # [B, S, S]
+        allowed = band[:, None] & keys  # [B, 1, S, S]
+        allowed = allowed | ~allowed.any(-1, keepdim=True)  # no empty row
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # [B, H, S, S]
+        weights = torch.softmax(scores.masked_fill(~allowed, -torch.inf), dim=-1)
+        return weights @ v * mask[:, None, :, None].to(q.dtype)
     if kind == "cosformer":
         pos = mask.to(q.dtype).cumsum(-1)  # [B, S], i = 1..M
         length = mask.to(q.dtype).sum(-1).clamp_min(1.0)[:, None, None]  # [B, 1, 1]
@@ -261,8 +336,9 @@ class MultiheadAttention(nn.Module):
     projection (eq. (27)); ``kind`` picks the kernel (``ATTENTION_KINDS``).
 
     ``activation`` is the cosFormer kernel φ; ``features`` (F) and ``seed`` fix the Performer's
-    random projection (a buffer, saved in the state dict, never redrawn, no parameter). ``dropout``
-    drops softmax attention weights in training; the linear kernels have no weight matrix to drop.
+    random projection (a buffer, saved in the state dict, never redrawn, no parameter); ``window``
+    is the Longformer's one-sided window w (2w + 1 keys per query). ``dropout`` drops softmax and
+    sliding-window attention weights in training; the linear kernels have no weight matrix to drop.
 
     Shapes: x [B, S, d], mask [B, S] (True = real) -> [B, S, d].
     """
@@ -276,6 +352,7 @@ class MultiheadAttention(nn.Module):
         activation: str = "relu",
         features: int = 256,
         seed: int = 0,
+        window: int = 4,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
@@ -284,7 +361,10 @@ class MultiheadAttention(nn.Module):
             raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
         if kind == "cosformer":
             kernel_feature_map(torch.zeros(()), activation)  # validates the name
+        if kind == "longformer":
+            _check_window(window)
         self.kind, self.activation, self.heads, self.dropout = kind, activation, heads, dropout
+        self.window = window
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         if kind == "performer":
@@ -301,6 +381,10 @@ class MultiheadAttention(nn.Module):
             a = softmax_attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0)
         elif self.kind == "cosformer":
             a = cosformer_attention(q, k, v, mask, activation=self.activation)
+        elif self.kind == "longformer":
+            a = longformer_attention(
+                q, k, v, mask, window=self.window, dropout=self.dropout if self.training else 0.0
+            )
         else:
             a = performer_attention(q, k, v, mask, projection=self.projection)
         return self.out(a.transpose(1, 2).reshape(b, s, d))  # [B, S, d]
@@ -329,12 +413,20 @@ class EncoderLayer(nn.Module):
         activation: str = "relu",
         features: int = 256,
         seed: int = 0,
+        window: int = 4,
         dropout: float = 0.0,
         norm_first: bool = True,
     ) -> None:
         super().__init__()
         self.attn = MultiheadAttention(
-            d_model, heads, kind=kind, activation=activation, features=features, seed=seed, dropout=dropout
+            d_model,
+            heads,
+            kind=kind,
+            activation=activation,
+            features=features,
+            seed=seed,
+            window=window,
+            dropout=dropout,
         )
         self.ffn = nn.Sequential(
             nn.Linear(d_model, ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff, d_model)

@@ -19,7 +19,8 @@ checkpoint (a ``model_dump()`` of it rebuilds the same architecture).
   ``src_key_padding_mask``): 845,826 parameters at L = 16 (Table II).
 - "cosformer", "performer": layers 2, ff 4 d_mod (256), ``attention.EncoderLayer`` in the
   pre-norm form of elu-cosformer eqs. (12)-(14): 102,338 parameters at L = 16 (Table II; the
-  elu-cosformer paper's 103,378 adds its clustering head Linear(64, 16)). "cosformer" takes φ from
+  elu-cosformer paper's 103,378 adds its clustering head Linear(64, 16); see ``cluster_models``,
+  which shares the embedding and encoders defined here). "cosformer" takes φ from
   ``ModelConfig.activation`` ("relu" = CosFormer, "elu" = ELU-CosFormer); "performer" takes F =
   ``ModelConfig.features`` (256) random features, layer i seeded with i (fixed, not redrawn).
 """
@@ -42,9 +43,14 @@ def ue_tokens(ue: torch.Tensor, ap: torch.Tensor) -> torch.Tensor:
 
 
 class _TokenModel(nn.Module, ABC):
-    """Embedding (eq. (11)) -> ``self.encode`` -> Linear(d_mod, 2) + sigmoid, for a fixed L.
+    """Embedding (eq. (11)) -> ``self.encode`` -> output heads, for a fixed L: the common base of
+    the power models here and the clustering models of ``cluster_models``.
 
-    Shapes: ue [B, K, 2], ap [B, L, 2], ue_mask [B, K], ap_mask [B, L] (True = real) -> [B, K, 2].
+    A concrete model combines one encoder base (``_SoftmaxEncoderModel``, ``_EncoderLayerModel``:
+    ``build_encoder`` + ``encode``) with one head base (``_PowerHeadModel`` here, the clustering
+    heads there: ``build_heads`` + ``forward``). The heads are built right after the embedding and
+    before the encoder, so parameters are registered (and drawn from the global RNG) in the order
+    embedding, heads, encoder.
     """
 
     @classmethod
@@ -59,19 +65,33 @@ class _TokenModel(nn.Module, ABC):
             raise ValueError(f"d_mod ({config.d_mod}) must be divisible by heads ({config.heads})")
         self.num_aps = config.num_aps
         self.embedding = nn.Linear(2 * config.num_aps + 2, config.d_mod)
-        self.head = nn.Linear(config.d_mod, 2)
+        self.build_heads()
+        self.build_encoder()
+
+    @abstractmethod
+    def build_heads(self) -> None:
+        """Create the output heads (modules on ``self``) from ``self.config``."""
+
+    @abstractmethod
+    def build_encoder(self) -> None:
+        """Create the encoder layers (modules on ``self``) from ``self.config``."""
 
     @abstractmethod
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The encoder layers. Shapes: x [B, K, d_mod], mask [B, K] | None -> [B, K, d_mod]."""
 
-    def forward(
+    def encode_tokens(
         self,
         ue: torch.Tensor,
         ap: torch.Tensor,
         ue_mask: torch.Tensor | None = None,
         ap_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Checked inputs -> tokens -> embedding (eq. (11)) -> encoder: Z_out.
+
+        Shapes: ue [B, K, 2], ap [B, L, 2], ue_mask [B, K], ap_mask [B, L] (True = real)
+        -> [B, K, d_mod].
+        """
         if ue.ndim != 3 or ue.shape[-1] != 2 or ap.ndim != 3 or ap.shape[-1] != 2:
             raise ValueError(
                 f"ue and ap must be [B, K, 2] and [B, L, 2], got {tuple(ue.shape)}, {tuple(ap.shape)}"
@@ -84,20 +104,37 @@ class _TokenModel(nn.Module, ABC):
         if ap_mask is not None and not bool(ap_mask.all()):
             raise ValueError("ap_mask: padded APs are not supported by the fixed-L token models")
         x = self.embedding(ue_tokens(ue, ap))  # [B, K, d_mod]
-        return torch.sigmoid(self.head(self.encode(x, ue_mask)))
+        return self.encode(x, ue_mask)
 
 
-@register_model("transformer")
-class TransformerPower(_TokenModel):
-    """Softmax Transformer baseline (ref. [8]): 3 ``nn.TransformerEncoderLayer`` (d_mod 64, 4 heads,
-    dim_feedforward 2048, post-norm) -> 845,826 parameters at L = 16."""
+class _PowerHeadModel(_TokenModel):
+    """Head Linear(d_mod, 2) + sigmoid -> (p~_UL, p~_DL).
+
+    Shapes: ue [B, K, 2], ap [B, L, 2], ue_mask [B, K], ap_mask [B, L] (True = real) -> [B, K, 2].
+    """
+
+    def build_heads(self) -> None:
+        self.head = nn.Linear(self.config.d_mod, 2)
+
+    def forward(
+        self,
+        ue: torch.Tensor,
+        ap: torch.Tensor,
+        ue_mask: torch.Tensor | None = None,
+        ap_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.encode_tokens(ue, ap, ue_mask, ap_mask)))
+
+
+class _SoftmaxEncoderModel(_TokenModel):
+    """``nn.TransformerEncoder`` of post-norm softmax layers (ref. [8]); defaults: layers 3,
+    ff 2048."""
 
     @classmethod
     def model_defaults(cls, config: ModelConfig) -> dict[str, object]:
         return {"layers": 3, "ff": 2048}
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
+    def build_encoder(self) -> None:
         cfg = self.config
         layer = nn.TransformerEncoderLayer(
             cfg.d_mod, cfg.heads, dim_feedforward=cfg.ff, dropout=cfg.dropout, batch_first=True
@@ -108,15 +145,17 @@ class TransformerPower(_TokenModel):
         return self.encoder(x, src_key_padding_mask=None if mask is None else ~mask)
 
 
-class _LinearAttentionPower(_TokenModel):
+class _EncoderLayerModel(_TokenModel):
+    """Pre-norm ``attention.EncoderLayer`` stack (eqs. (12)-(14)) of attention ``kind``; defaults:
+    layers 2, ff 4 d_mod. Layer i seeds its Performer projection with i."""
+
     kind = "cosformer"
 
     @classmethod
     def model_defaults(cls, config: ModelConfig) -> dict[str, object]:
         return {"layers": 2, "ff": 4 * config.d_mod}
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
+    def build_encoder(self) -> None:
         cfg = self.config
         self.layers = nn.ModuleList(
             EncoderLayer(
@@ -127,6 +166,7 @@ class _LinearAttentionPower(_TokenModel):
                 activation=cfg.activation,
                 features=cfg.features,
                 seed=i,
+                window=cfg.window,
                 dropout=cfg.dropout,
             )
             for i in range(cfg.layers)
@@ -138,8 +178,14 @@ class _LinearAttentionPower(_TokenModel):
         return x
 
 
+@register_model("transformer")
+class TransformerPower(_PowerHeadModel, _SoftmaxEncoderModel):
+    """Softmax Transformer baseline (ref. [8]): 3 ``nn.TransformerEncoderLayer`` (d_mod 64, 4 heads,
+    dim_feedforward 2048, post-norm) -> 845,826 parameters at L = 16."""
+
+
 @register_model("cosformer")
-class CosFormerPower(_LinearAttentionPower):
+class CosFormerPower(_PowerHeadModel, _EncoderLayerModel):
     """CosFormer baseline (ELU-CosFormer with ``activation="elu"``): 2 pre-norm layers, ff 256 ->
     102,338 parameters at L = 16."""
 
@@ -147,7 +193,7 @@ class CosFormerPower(_LinearAttentionPower):
 
 
 @register_model("performer")
-class PerformerPower(_LinearAttentionPower):
+class PerformerPower(_PowerHeadModel, _EncoderLayerModel):
     """Performer (FAVOR+, F = ``features``) baseline: 2 pre-norm layers, ff 256 -> 102,338
     parameters at L = 16 (the random projections are buffers, not parameters)."""
 
