@@ -36,9 +36,11 @@ def train_power_model(
     sigma_ue_m: float,
     seed: int = 0,
     sigma_ap_m: float = 0.0,
+    dynamic: dict | None = None,
 ) -> TrainedPowerModel:
-    """Supervised MSE training on normalized max-min powers (the papers' recipe), resumable:
-    a run folder with a finished ``last.ckpt`` of the same config continues instead of restarting."""
+    """Supervised MSE training on normalized max-min powers (the papers' recipe), or with
+    ``dynamic`` (a ``DynamicConfig`` mapping) dynamic supervision on an unlabelled dataset;
+    resumable: a run folder with a ``last.ckpt`` of the same config continues instead of restarting."""
     from cfmimo.learn.config import TrainConfig
     from cfmimo.learn.trainer import load_trained, train
 
@@ -48,6 +50,7 @@ def train_power_model(
             "data": {"train": str(train_folder), "sigma_ue_m": sigma_ue_m, "sigma_ap_m": sigma_ap_m},
             "optim": {"lr": lr},
             "trainer": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "out_dir": str(run_dir)},
+            "dynamic": dynamic,
         }
     )
     last = Path(run_dir) / "checkpoints" / "last.ckpt"

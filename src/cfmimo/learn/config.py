@@ -29,6 +29,7 @@ from cfmimo.models import ModelConfig
 
 __all__ = [
     "DataConfig",
+    "DynamicConfig",
     "OptimConfig",
     "TrainConfig",
     "TrainerConfig",
@@ -112,13 +113,37 @@ class TrainerConfig(_Strict):
     out_dir: Path = Path("runs/train")
 
 
+class DynamicConfig(_Strict):
+    """Dynamic supervision of a joint clustering + power model (elu-cosformer Algorithm 1, loss
+    (32)); see ``cfmimo.learn.dynamic``. Its presence switches ``train`` to that procedure, on an
+    unlabelled dataset whose channels are regenerated from the stored seeds.
+
+    ``realizations``: small-scale realizations per sample for the per-step UatF statistics (None:
+    the dataset scenario's). ``pilots``: re-assign pilots for every proposed mask ("clusters") or
+    keep the network's Algorithm 4.1 pilots ("network"). ``mask_gradient``: "mr_ste" (the
+    straight-through gradient of the relaxed-mask MR SE, ``cfmimo.sim.relaxed``) or "none" (the
+    mask head is then never trained). ``scaler_samples``: samples per size whose optimal powers
+    (all APs serving) fix the global power normalization.
+    """
+
+    lam: NonNegativeFloat = Field(1e-2, description="trade-off λ of the SE term in loss (32)")
+    tau_p: PositiveInt | None = Field(None, description="max UEs per AP (None: the scenario's tau_p)")
+    threshold: Annotated[float, Field(ge=0, lt=1)] = Field(0.3, description="mask threshold ξ (eq. (16))")
+    realizations: PositiveInt | None = None
+    pilots: Literal["network", "clusters"] = "network"
+    mask_gradient: Literal["mr_ste", "none"] = "mr_ste"
+    scaler_samples: PositiveInt = 256
+    combiner: Literal["mmse", "pmmse", "przf", "mr"] = "mmse"
+
+
 class TrainConfig(_Strict):
-    """A whole supervised training run (see the module docstring)."""
+    """A whole training run (see the module docstring); ``dynamic`` set: dynamic supervision."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    dynamic: DynamicConfig | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:

@@ -36,7 +36,13 @@ from cfmimo.learn.data import BatchedDataset, DistributedBucketBatchSampler, unw
 from cfmimo.models import build_model
 from cfmimo.rng import stream_seed
 
-__all__ = ["PowerDataModule", "SupervisedPowerModule", "masked_squared_error", "warmup_cosine"]
+__all__ = [
+    "PowerDataModule",
+    "SupervisedPowerModule",
+    "configure_adamw",
+    "masked_squared_error",
+    "warmup_cosine",
+]
 
 
 def masked_squared_error(
@@ -128,15 +134,20 @@ class SupervisedPowerModule(pl.LightningModule):
             self.log("val_loss", per_size[seen].mean().float(), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        o = self.config.optim
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        if o.schedule == "constant":
-            return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
-        warmup = round(o.warmup_epochs * total / max(self.trainer.max_epochs or 1, 1))
-        factor = functools.partial(warmup_cosine, total=total, warmup=warmup, floor=o.min_lr / o.lr)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_adamw(self, self.config)
+
+
+def configure_adamw(module: pl.LightningModule, config: TrainConfig) -> Any:
+    """AdamW on the module's model with the configured per-step schedule (``OptimConfig``)."""
+    o = config.optim
+    optimizer = torch.optim.AdamW(module.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    if o.schedule == "constant":
+        return optimizer
+    total = int(module.trainer.estimated_stepping_batches)
+    warmup = round(o.warmup_epochs * total / max(module.trainer.max_epochs or 1, 1))
+    factor = functools.partial(warmup_cosine, total=total, warmup=warmup, floor=o.min_lr / o.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 class PowerDataModule(pl.LightningDataModule):

@@ -250,8 +250,16 @@ def train(
         frame = PositionFrame.from_dict(saved["position_frame"]) if saved.get("position_frame") else None
 
     pl.seed_everything(t.seed, workers=True, verbose=False)
-    data = load_training_data(config, scaler, frame)
-    module = SupervisedPowerModule(
+    if config.dynamic is None:
+        data = load_training_data(config, scaler, frame)
+        module_type, cache = SupervisedPowerModule, None
+    else:  # dynamic supervision: labels computed per step for the model's own clusters
+        from cfmimo.learn.dynamic import DynamicSupervisionModule, load_dynamic_data
+
+        loaded = load_dynamic_data(config, scaler, frame)
+        data = TrainingData(loaded["train"], loaded["val"], loaded["scaler"], None, loaded["frame"])
+        module_type, cache = DynamicSupervisionModule, loaded["cache"]
+    module = module_type(
         config=config.to_dict(),
         scaler=data.scaler.to_dict(),
         position_frame=None if data.frame is None else data.frame.to_dict(),
@@ -259,6 +267,8 @@ def train(
         seed=t.seed,
         cfmimo_version=__version__,
     )
+    if cache is not None:
+        module.attach(cache)
     datamodule = PowerDataModule(
         data.train,
         data.val,

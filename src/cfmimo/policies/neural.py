@@ -25,8 +25,11 @@ from cfmimo.data.transforms import (
     minmax_positions,
     rescale_predictions,
 )
+from cfmimo.models.cluster_models import cluster_mask
+from cfmimo.policies.classical.clustering import GivenClustersMaxMin
 from cfmimo.policies.classical.power import scale_to_budget
 from cfmimo.problems.base import Allocation
+from cfmimo.problems.clustering_power import ClusteringInstance
 from cfmimo.problems.maxmin_power import PowerInstance
 from cfmimo.rng import stream
 
@@ -79,16 +82,18 @@ def predict_powers(
     of position-based models. Noise streams are keyed by the sample ``indices``.
 
     Shapes: ue [B, K, 2], ap [B, L, 2], dl_total_mw [B] or float -> (p_ul [B, K], p_dl [B, K] with
-    sum = dl_total_mw, normalized model output [B, K, 2]).
+    sum = dl_total_mw, the raw model output: normalized powers [B, K, 2], or for clustering models
+    a ``ClusterPowerOutput`` whose ``power`` is that).
     """
     ue = noisy_positions(ue.float(), sigma_ue_m, seed=seed, name="eval_noise/ue", indices=indices)
     ap = noisy_positions(ap.float(), sigma_ap_m, seed=seed, name="eval_noise/ap", indices=indices)
     was_training = model.training
     model.eval()
-    out = model(*model_features(ue, ap, frame))  # [B, K, 2]
+    out = model(*model_features(ue, ap, frame))
     model.train(was_training)
+    power = getattr(out, "power", out)  # [B, K, 2]
     total = dl_total_mw.float() if isinstance(dl_total_mw, torch.Tensor) else dl_total_mw
-    p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], scaler, total)
+    p_ul, p_dl = rescale_predictions(power[..., 0], power[..., 1], scaler, total)
     return p_ul, p_dl, out
 
 
@@ -124,3 +129,55 @@ class PositionPowerPolicy:
             p_dl = scale_to_budget(p_dl.to(dtype), instance.dl_weights, instance.dl_budget)
         p_ul = torch.minimum(p_ul.to(dtype), instance.ul_budget)
         return Allocation(p_ul=p_ul, p_dl=p_dl.to(dtype), info={"normalized": out})
+
+
+@dataclass
+class ClusterPowerPolicy:
+    """A trained clustering + power model (``cfmimo.models.cluster_models``) as a policy for
+    ``ClusteringInstance``s: the model's clusters (eq. (16): top-tau_p UEs per AP, threshold ξ,
+    every UE kept served) with either its own powers (the paper's "Predicted UC-CF", rescaled by
+    eqs. (19)-(21)) or, with ``optimal_powers=True``, the exact max-min powers for its clusters
+    ("Optimal UC-CF"). ``tau_p=None`` takes the instance's per-AP limit."""
+
+    model: nn.Module
+    scaler: PowerScaler
+    frame: PositionFrame | None = None
+    tau_p: int | None = None
+    threshold: float = 0.3
+    optimal_powers: bool = False
+    sigma_ue_m: float = 0.0
+    sigma_ap_m: float = 0.0
+    seed: int = 0
+
+    @torch.inference_mode()
+    def clusters(self, instance: ClusteringInstance) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(serving [B, L, K] bool, p_ul, p_dl [B, K] mW) predicted for the instance."""
+        net = instance.network
+        total = net.scenario.dl_power_per_ap_mw * net.gain_db.shape[1]
+        p_ul, p_dl, out = predict_powers(
+            self.model,
+            self.scaler,
+            net.ue_positions,
+            net.ap_positions,
+            float(total),
+            net.indices,
+            frame=self.frame,
+            sigma_ue_m=self.sigma_ue_m,
+            sigma_ap_m=self.sigma_ap_m,
+            seed=self.seed,
+        )
+        serving = cluster_mask(out.mask, self.tau_p or instance.max_ues_per_ap, self.threshold)
+        return serving, p_ul, p_dl
+
+    def __call__(self, instance: ClusteringInstance) -> Allocation:
+        serving, p_ul, p_dl = self.clusters(instance)
+        if self.optimal_powers:
+            return GivenClustersMaxMin(serving)(instance)
+        pinst = instance.for_clusters(serving)
+        dtype = pinst.ul_budget.dtype
+        return Allocation(
+            serving=pinst.network.serving,
+            p_ul=torch.minimum(p_ul.to(dtype), pinst.ul_budget),
+            p_dl=p_dl.to(dtype),
+            info={"power_instance": pinst},
+        )

@@ -1,0 +1,356 @@
+"""Dynamic supervision of a joint clustering + power model (elu-cosformer Sect. V-B, Algorithm 1).
+
+Every training step, for a batch of noisy, normalized positions:
+
+1. the model gives mask scores M [B, L, K] (eq. (15)) and normalized powers p~ [B, K, 2];
+2. the clusters D = cluster_mask(M) (top-tau_p UEs per AP, threshold ξ, eq. (16); every UE kept
+   served, ``cfmimo.models.cluster_models.cluster_mask``);
+3. the sample's channels are regenerated from its stored (scenario, seed, index): large-scale
+   quantities once per run (``NetworkCache``), small-scale realizations and MMSE estimates per
+   step, and the UatF statistics of the MMSE combiners/precoders for the clusters D;
+4. the labels p* are the exact max-min UL/DL powers for D (the closed form,
+   ``MaxMinClosedForm``), normalized with the run's global ``PowerScaler``;
+5. loss (32): MSE(p~, p*~) - λ (min_k SE_k^UL + min_k SE_k^DL), with the SEs of the *predicted*
+   powers (rescaled by eqs. (19)-(21)) under the exact statistics of D.
+
+The SE term is differentiable in the predicted powers. The hard mask is not, and the paper does
+not say how its head is trained. We use a straight-through estimator whose backward pass is the
+gradient of a physical proxy: the UatF SE of centralized MR with a relaxed mask
+(``cfmimo.sim.relaxed``), evaluated at the hard clusters, d = D + (M - M.detach()). Its value is
+added and subtracted, so the loss *value* is exactly (32); only the mask head's gradient comes from
+the proxy: ∂(min SE)/∂d_lk, the marginal value of link (l, k) to the worst UE (UL) and the
+interference the link causes to it (DL). Without it (``mask_gradient="none"``) the mask head would
+receive no gradient at all, since the labels p* are constants of the loss.
+
+Validation logs the same loss per (K, L) and its average (``val_loss``, the checkpoint monitor),
+plus the mean per-sample min SE of the predicted allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from cfmimo.data.spec import DatasetSpec
+from cfmimo.data.transforms import PowerScaler, PrepareBatch, rescale_predictions
+from cfmimo.learn.config import DynamicConfig, TrainConfig
+from cfmimo.learn.supervised import configure_adamw, masked_squared_error
+from cfmimo.models import build_model
+from cfmimo.models.cluster_models import cluster_mask
+from cfmimo.policies.classical.power import MaxMinClosedForm
+from cfmimo.problems.maxmin_power import PowerInstance, power_instance
+from cfmimo.sim.estimation import hermitian_sqrt, sample_channels, sample_pilot_noise
+from cfmimo.sim.network import ChannelState, Network, estimate, networks_from_positions, reestimate
+from cfmimo.sim.pilots import assign_pilots_for_clusters
+from cfmimo.sim.relaxed import mr_traces, relaxed_mr_se
+from cfmimo.sim.uatf import downlink_sinr, spectral_efficiency, uplink_sinr
+
+__all__ = ["DynamicSupervisionModule", "NetworkCache", "cluster_labels", "dynamic_features"]
+
+#: What the dynamic-supervision loaders carry per sample.
+DYNAMIC_KEYS = ("sample_index", "ue_positions", "ap_positions", "ue_features", "ap_features")
+
+
+class NetworkCache:
+    """Large-scale state of every sample of a dataset, rebuilt once from its stored true positions
+    and (scenario, seed, index): the same gains, correlation matrices and pilots as at generation.
+
+    Shapes per group (K, L), n samples: gain_db [n, L, K], correlation and its Hermitian square
+    root [n, L, K, N, N], pilot/master [n, K], distance [n, L, K].
+    """
+
+    def __init__(self, spec: DatasetSpec, groups: Mapping[tuple[int, int], Mapping[str, torch.Tensor]]):
+        self.spec = spec
+        self._groups: dict[tuple[int, int], dict[str, Any]] = {}
+        for (K, L), g in groups.items():
+            scenario, seed = spec.group_scenario(K, L), spec.group_seed(K, L)
+            index = g["sample_index"].long()
+            parts = []
+            for start in range(0, len(index), 256):
+                sl = slice(start, start + 256)
+                net = networks_from_positions(
+                    scenario,
+                    g["ap_positions"][sl].float(),
+                    g["ue_positions"][sl].float(),
+                    seed=seed,
+                    indices=[int(i) for i in index[sl]],
+                )
+                parts.append(net)
+            cat = {
+                name: torch.cat([getattr(n, name) for n in parts])
+                for name in (
+                    "ap_positions",
+                    "ue_positions",
+                    "distance_2d",
+                    "gain_db",
+                    "correlation",
+                    "pilot",
+                    "master",
+                    "serving",
+                )
+            }
+            cat["r_sqrt"] = hermitian_sqrt(cat["correlation"])
+            row = torch.full((int(index.max()) + 1,), -1, dtype=torch.long)
+            row[index] = torch.arange(len(index))
+            self._groups[(K, L)] = {"scenario": scenario, "seed": seed, "row": row, **cat}
+
+    def networks(
+        self, K: int, L: int, sample_index: torch.Tensor, device: torch.device | str = "cpu"
+    ) -> tuple[Network, torch.Tensor]:
+        """The cached networks of the given samples and their R^(1/2).
+
+        Shapes: sample_index [B] -> (Network of B setups, r_sqrt [B, L, K, N, N])."""
+        g = self._groups.get((K, L))
+        if g is None:
+            raise ValueError(f"no cached group (K, L) = ({K}, {L}); cached: {sorted(self._groups)}")
+        idx = sample_index.cpu().long()
+        if int(idx.max()) >= len(g["row"]) or bool((g["row"][idx] < 0).any()):
+            raise ValueError(f"sample indices {idx.tolist()} are not all in group ({K}, {L})")
+        rows = g["row"][idx]
+        take = {
+            name: g[name][rows].to(device)
+            for name in (
+                "ap_positions",
+                "ue_positions",
+                "distance_2d",
+                "gain_db",
+                "correlation",
+                "pilot",
+                "master",
+                "serving",
+            )
+        }
+        net = Network(g["scenario"], g["seed"], tuple(int(i) for i in idx), **take)
+        return net, g["r_sqrt"][rows].to(device)
+
+
+def channel_state(net: Network, r_sqrt: torch.Tensor, realizations: int | None = None) -> ChannelState:
+    """Realizations and estimates of the cached networks (same streams as ``sample_channel_state``)."""
+    t = realizations or net.scenario.realizations
+    h = sample_channels(net.correlation, t, seed=net.seed, indices=net.indices, r_sqrt=r_sqrt)
+    noise = sample_pilot_noise(
+        (net.batch, t, net.correlation.shape[1]),
+        net.scenario.tau_p,
+        net.correlation.shape[-1],
+        seed=net.seed,
+        indices=net.indices,
+        dtype=h.dtype,
+        device=h.device,
+    )
+    return estimate(net, h, noise)
+
+
+def cluster_labels(
+    net: Network, state: ChannelState, serving: torch.Tensor, config: DynamicConfig
+) -> tuple[PowerInstance, torch.Tensor, torch.Tensor]:
+    """Statistics of the clusters ``serving`` [B, L, K] and their exact max-min powers
+    (p_ul*, p_dl* [B, K], mW)."""
+    if config.pilots == "clusters":
+        pilot = assign_pilots_for_clusters(net.gain_db, serving, net.scenario.tau_p)
+        net, state = reestimate(net, state, pilot)
+    inst = power_instance(net, state, combiner=config.combiner, serving=serving)
+    opt = MaxMinClosedForm()(inst)
+    return inst, opt.p_ul, opt.p_dl
+
+
+def dynamic_features(
+    groups: Mapping[tuple[int, int], Mapping[str, torch.Tensor]], prepare: PrepareBatch
+) -> dict:
+    """Noisy, normalized positions of every sample (noise fixed per sample), plus what the cache
+    needs to find the sample. Shapes: as ``cfmimo.learn.data.prepare_features`` without labels."""
+    out = {}
+    for (K, L), g in groups.items():
+        n = int(g["sample_index"].shape[0])
+        batch = {k: g[k] for k in ("sample_index", "ue_positions", "ap_positions")}
+        batch["K"] = torch.full((n,), K, dtype=torch.int64)
+        batch["L"] = torch.full((n,), L, dtype=torch.int64)
+        prepared = prepare(batch)
+        out[(K, L)] = {k: prepared[k] for k in DYNAMIC_KEYS}
+    return out
+
+
+def fit_dynamic_scaler(
+    cache: NetworkCache, groups: Mapping[tuple[int, int], Mapping[str, torch.Tensor]], config: DynamicConfig
+) -> PowerScaler:
+    """Global min-max power normalization ("UL and DL powers are normalized globally") from the
+    optimal powers of the first ``scaler_samples`` samples per size with all APs serving (the
+    clusters of an untrained mask head, whose scores all start near 0.5 > ξ)."""
+    p_ul, p_dl = [], []
+    with torch.no_grad():
+        for (K, L), g in groups.items():
+            index = g["sample_index"][: config.scaler_samples]
+            for start in range(0, len(index), 64):
+                net, r_sqrt = cache.networks(K, L, index[start : start + 64])
+                state = channel_state(net, r_sqrt, config.realizations)
+                _, ul, dl = cluster_labels(net, state, torch.ones_like(net.serving), config)
+                p_ul.append(ul.flatten())
+                p_dl.append(dl.flatten())
+    return PowerScaler().fit(torch.cat(p_ul), torch.cat(p_dl))
+
+
+class DynamicSupervisionModule(pl.LightningModule):
+    """Loss (32) with labels computed on the fly for the model's own clusters (module docstring).
+
+    Batches hold "ue_features" [B, K, 2], "ap_features" [B, L, 2], "sample_index" [B], "K", "L";
+    one (K, L) per batch. The cache is attached after construction (``attach``): it is rebuilt
+    from the dataset, never stored in a checkpoint.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        scaler: dict[str, float],
+        val_sizes: list[list[int]],
+        seed: int,
+        cfmimo_version: str,
+        position_frame: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = TrainConfig.from_dict(config)
+        if self.config.dynamic is None:
+            raise ValueError("DynamicSupervisionModule needs config.dynamic")
+        self.dyn = self.config.dynamic
+        self.model = build_model(self.config.model)
+        self.scaler = PowerScaler.from_dict(scaler)
+        self.val_sizes = [(int(K), int(L)) for K, L in val_sizes]
+        self._size_index = {size: i for i, size in enumerate(self.val_sizes)}
+        self.cache: NetworkCache | None = None
+
+    def attach(self, cache: NetworkCache) -> DynamicSupervisionModule:
+        self.cache = cache
+        return self
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> Any:
+        return self.model(batch["ue_features"], batch["ap_features"])
+
+    def step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss (32) and its parts for one same-size batch (module docstring)."""
+        if self.cache is None:
+            raise RuntimeError("attach a NetworkCache before training (DynamicSupervisionModule.attach)")
+        out = self(batch)
+        K, L = batch["ue_features"].shape[1], batch["ap_features"].shape[1]
+        tau_p = self.dyn.tau_p or self.cache.spec.group_scenario(K, L).tau_p
+        with torch.no_grad():
+            serving = cluster_mask(out.mask.detach(), tau_p, self.dyn.threshold)  # [B, L, K] bool
+            net, r_sqrt = self.cache.networks(K, L, batch["sample_index"], device=self.device)
+            state = channel_state(net, r_sqrt, self.dyn.realizations)
+            inst, p_ul_opt, p_dl_opt = cluster_labels(net, state, serving, self.dyn)
+            t_ul, t_dl = self.scaler.normalize(p_ul_opt.float(), p_dl_opt.float())
+        ue_mask = torch.ones(out.power.shape[:2], dtype=torch.bool, device=self.device)
+        sse, count = masked_squared_error(out.power, torch.stack([t_ul, t_dl], dim=-1), ue_mask)
+        mse = sse / count
+        sc = net.scenario
+        budget = sc.dl_power_per_ap_mw * L
+        p_ul, p_dl = rescale_predictions(out.power[..., 0], out.power[..., 1], self.scaler, budget)
+        se_ul = spectral_efficiency(uplink_sinr(inst.uplink, p_ul), sc.prelog_ul)  # [B, K]
+        se_dl = spectral_efficiency(downlink_sinr(inst.downlink, p_dl), sc.prelog_dl)
+        fairness = se_ul.amin(-1) + se_dl.amin(-1)  # [B]
+        if self.dyn.mask_gradient == "mr_ste" and self.training:
+            b, t = mr_traces(state.estimate_cov, net.correlation)
+            soft = out.mask.to(b.dtype)
+            d = serving.to(b.dtype) + (soft - soft.detach())  # value D, gradient to M
+            mr_ul, mr_dl = relaxed_mr_se(d, b, t, p_ul.detach(), p_dl.detach(), sc.prelog_ul, sc.prelog_dl)
+            proxy = mr_ul.amin(-1) + mr_dl.amin(-1)
+            fairness = fairness + (proxy - proxy.detach())
+        loss = mse - self.dyn.lam * fairness.mean().to(mse.dtype)
+        return {
+            "loss": loss,
+            "mse": mse.detach(),
+            "min_se_ul": se_ul.amin(-1).mean().detach(),
+            "min_se_dl": se_dl.amin(-1).mean().detach(),
+            "aps_per_ue": serving.sum(1).double().mean().detach(),
+        }
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        parts = self.step(batch)
+        n = len(batch["K"])
+        self.log("train_loss_step", parts["loss"], prog_bar=True)
+        self.log("train_loss", parts["loss"], on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
+        for name in ("mse", "min_se_ul", "min_se_dl", "aps_per_ue"):
+            self.log(
+                f"train_{name}",
+                parts[name].float(),
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+                batch_size=n,
+            )
+        return parts["loss"]
+
+    def on_validation_epoch_start(self) -> None:
+        # per size: [sum of losses x batch size, samples, sum of min SE UL, sum of min SE DL]
+        self._val_sums = torch.zeros(len(self.val_sizes), 4, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        parts = self.step(batch)
+        n = len(batch["K"])
+        size = (batch["ue_features"].shape[1], batch["ap_features"].shape[1])
+        row = torch.stack(
+            [
+                parts["loss"].detach() * n,
+                torch.tensor(float(n), device=self.device),
+                parts["min_se_ul"] * n,
+                parts["min_se_dl"] * n,
+            ]
+        ).double()
+        self._val_sums[self._size_index[size]] += row
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        seen = sums[:, 1] > 0
+        count = sums[:, 1].clamp_min(1.0)
+        for (K, L), row, ok in zip(self.val_sizes, sums, seen.tolist(), strict=True):
+            if ok:
+                self.log(f"val_loss/K={K},L={L}", (row[0] / row[1]).float(), sync_dist=True)
+        if seen.any():
+            self.log("val_loss", (sums[seen, 0] / count[seen]).mean().float(), prog_bar=True, sync_dist=True)
+            self.log("val_min_se_ul", (sums[seen, 2] / count[seen]).mean().float(), sync_dist=True)
+            self.log("val_min_se_dl", (sums[seen, 3] / count[seen]).mean().float(), sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        return configure_adamw(self, self.config)
+
+
+def load_dynamic_data(
+    config: TrainConfig, scaler: PowerScaler | None = None, frame: Any = None
+) -> dict[str, Any]:
+    """Unlabelled training/validation samples with noisy normalized positions, the network cache
+    of both, and the global power scaler (fitted on the training samples unless given)."""
+    from cfmimo.data.storage import load_dataset
+    from cfmimo.data.transforms import PositionFrame
+    from cfmimo.learn.data import split_validation
+    from cfmimo.rng import stream_seed
+
+    d, seed = config.data, config.trainer.seed
+    content = load_dataset(d.train, verify=d.verify)
+    spec = DatasetSpec.model_validate(content.manifest["spec"])
+    keys = ("sample_index", "ue_positions", "ap_positions")
+    groups = {k: {n: g[n] for n in keys} for k, g in content.groups.items()}
+    if d.val is not None:
+        raise ValueError(
+            "data.val: dynamic supervision validates on the held-out data.val_fraction of data.train "
+            "(its channels are regenerated from that dataset's seeds); leave data.val unset"
+        )
+    train_groups, val_groups = split_validation(groups, d.val_fraction)
+    if frame is None and d.position_frame == "global":
+        frame = PositionFrame.fit(train_groups)
+    cache = NetworkCache(spec, groups)  # train and validation samples have distinct indices
+    if scaler is None:
+        scaler = fit_dynamic_scaler(cache, train_groups, config.dynamic)
+
+    def prepare(name: str) -> PrepareBatch:
+        return PrepareBatch(
+            sigma_ue_m=d.sigma_ue_m, sigma_ap_m=d.sigma_ap_m, seed=stream_seed(seed, name), frame=frame
+        )
+
+    return {
+        "train": dynamic_features(train_groups, prepare("training_noise")),
+        "val": dynamic_features(val_groups, prepare("validation_noise")),
+        "scaler": scaler,
+        "frame": frame,
+        "cache": cache,
+    }
