@@ -53,7 +53,6 @@ def pilot_one_hot(pilot: torch.Tensor, tau_p: int, dtype: torch.dtype) -> torch.
     return torch.nn.functional.one_hot(pilot, tau_p).to(dtype)
 
 
-
 def assign_pilots_for_clusters(gain_db: torch.Tensor, serving: torch.Tensor, tau_p: int) -> torch.Tensor:
     """Pilots given the clusters: each UE takes the pilot that contaminates its cluster least.
 
