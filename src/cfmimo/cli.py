@@ -391,9 +391,16 @@ def export(
         )
 
 
+# paper -> (experiment module, config class) of ``cfmimo reproduce``
+REPRODUCTIONS = {
+    "tree-transformer": ("cfmimo.experiments.tree_transformer", "TreeTransformerConfig"),
+    "elu-cosformer": ("cfmimo.experiments.elu_cosformer", "EluCosFormerConfig"),
+}
+
+
 @app.command()
 def reproduce(
-    paper: Annotated[str, typer.Argument(help="Paper to reproduce: tree-transformer.")],
+    paper: Annotated[str, typer.Argument(help=f"Paper to reproduce: {', '.join(REPRODUCTIONS)}.")],
     quick: Annotated[
         bool, typer.Option("--quick", help="A small real run (minutes on 2 CPU cores).")
     ] = False,
@@ -406,13 +413,16 @@ def reproduce(
     ] = None,
 ) -> None:
     """Reproduce a paper end to end: data, training, evaluation, figures, tables and claims."""
-    if paper != "tree-transformer":
-        raise typer.BadParameter(f"unknown paper {paper!r}; available: tree-transformer")
-    from cfmimo.experiments.tree_transformer import TreeTransformerConfig, run
+    if paper not in REPRODUCTIONS:
+        raise typer.BadParameter(f"unknown paper {paper!r}; available: {', '.join(REPRODUCTIONS)}")
+    import importlib
 
-    config = TreeTransformerConfig.quick() if quick else TreeTransformerConfig()
+    module_name, config_name = REPRODUCTIONS[paper]
+    module = importlib.import_module(module_name)
+    config_type = getattr(module, config_name)
+    config = config_type.quick() if quick else config_type()
     folder = out or Path("runs") / f"{paper}-{config.mode}"
-    results = run(
+    results = module.run(
         config, folder, scheduler=scheduler, workers=workers, log=lambda m: console.print(f"[dim]{m}[/dim]")
     )
     table = Table(title=f"{paper} ({config.mode}): claims")

@@ -122,7 +122,8 @@ class DynamicConfig(_Strict):
     the dataset scenario's). ``pilots``: re-assign pilots for every proposed mask ("clusters") or
     keep the network's Algorithm 4.1 pilots ("network"). ``mask_gradient``: "mr_ste" (the
     straight-through gradient of the relaxed-mask MR SE, ``cfmimo.sim.relaxed``) or "none" (the
-    mask head is then never trained). ``scaler_samples``: samples per size whose optimal powers
+    mask head is then never trained); ``softmin_temperature`` and ``center_mask_gradient`` shape
+    that gradient (``cfmimo.learn.dynamic``; the loss value always uses the exact min). ``scaler_samples``: samples per size whose optimal powers
     (all APs serving) fix the global power normalization.
     """
 
@@ -132,6 +133,10 @@ class DynamicConfig(_Strict):
     realizations: PositiveInt | None = None
     pilots: Literal["network", "clusters"] = "network"
     mask_gradient: Literal["mr_ste", "none"] = "mr_ste"
+    softmin_temperature: NonNegativeFloat = Field(
+        0.1, description="0: the proxy's gradient uses min_k SE (eq. (32)); > 0: a log-sum-exp soft-min"
+    )
+    center_mask_gradient: bool = Field(True, description="center the mask gradient over each AP's UEs")
     scaler_samples: PositiveInt = 256
     combiner: Literal["mmse", "pmmse", "przf", "mr"] = "mmse"
 

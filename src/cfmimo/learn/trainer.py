@@ -40,7 +40,7 @@ from cfmimo.data.storage import load_dataset
 from cfmimo.data.transforms import PositionFrame, PowerScaler, PrepareBatch
 from cfmimo.learn.config import TrainConfig, load_train_config
 from cfmimo.learn.data import RAW_KEYS, Groups, prepare_features, select_keys, split_validation
-from cfmimo.models import build_model
+from cfmimo.models import ModelConfig, build_model
 from cfmimo.rng import stream_seed
 
 __all__ = ["TrainResult", "TrainedModel", "TrainingData", "load_trained", "load_training_data", "train"]
@@ -244,7 +244,8 @@ def train(
     scaler, frame = None, None
     if resume is not None:  # keep the label scaling, frame (and model) the checkpoint was trained with
         saved = torch.load(resume, map_location="cpu", weights_only=True)["hyper_parameters"]
-        if saved["config"]["model"] != config.to_dict()["model"]:
+        # compare validated configs: a field added since (with its default) is not a difference
+        if ModelConfig.model_validate(saved["config"]["model"]) != config.model:
             raise ValueError(f"cannot resume from {resume}: it was trained with another model config")
         scaler = PowerScaler.from_dict(saved["scaler"])
         frame = PositionFrame.from_dict(saved["position_frame"]) if saved.get("position_frame") else None

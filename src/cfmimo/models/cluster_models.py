@@ -75,10 +75,13 @@ class ClusterPowerOutput:
         mask: [B, L, K] association scores M (eq. (15)) in (0, 1), transposed to AP-major; exactly
             0 at padded UEs. Binarize with ``cluster_mask`` (eq. (16)).
         power: [B, K, 2] normalized powers (p~_UL, p~_DL) in (0, 1) (eqs. (17)-(18)).
+        mask_logits: [B, L, K] the pre-sigmoid scores (training uses them for a gradient that does
+            not vanish when the sigmoid saturates; ``cfmimo.learn.dynamic``).
     """
 
     mask: torch.Tensor
     power: torch.Tensor
+    mask_logits: torch.Tensor | None = None
 
 
 class _ClusterHeadModel(_TokenModel):
@@ -106,11 +109,12 @@ class _ClusterHeadModel(_TokenModel):
         ap_mask: torch.Tensor | None = None,
     ) -> ClusterPowerOutput:
         z = self.encode_tokens(ue, ap, ue_mask, ap_mask)  # [B, K, d_mod]
-        scores = torch.sigmoid(self.mask_head(z)).transpose(1, 2)  # [B, L, K]
+        logits = self.mask_head(z).transpose(1, 2)  # [B, L, K]
+        scores = torch.sigmoid(logits)
         if ue_mask is not None:
             scores = scores.masked_fill(~ue_mask[:, None, :], 0.0)  # padded UEs are never selected
         power = torch.sigmoid(torch.cat([self.ul_head(z), self.dl_head(z)], dim=-1))  # [B, K, 2]
-        return ClusterPowerOutput(mask=scores, power=power)
+        return ClusterPowerOutput(mask=scores, power=power, mask_logits=logits)
 
 
 @register_model("elu_cosformer")
