@@ -54,3 +54,18 @@ def test_statistics_follow_the_mask():
     m = problem.metrics(inst, alloc)
     assert bool((m["min_se_ul"] < problem.metrics(inst, full)["min_se_ul"]).all())
     assert bool((alloc.info["power_instance"].downlink.ap_power_share[:, 1:] == 0).all())
+
+
+def test_strongest_per_ap_reference_respects_the_limit_and_serves_everyone() -> None:
+    from cfmimo.config import preset
+    from cfmimo.policies.classical.clustering import StrongestPerAPMaxMin
+
+    problem = ClusteringPower()
+    inst = problem.sample(preset("elu-cosformer", K=14, L=4, realizations=10), 3, seed=2)
+    alloc = StrongestPerAPMaxMin()(inst)
+    m = problem.metrics(inst, alloc)
+    assert int(m["ues_per_ap_max"].max()) <= 10 and int(m["unserved_ues"].sum()) == 0
+    assert float(problem.violation(inst, alloc).max()) <= 1e-6
+    # every AP serves its strongest UE
+    strongest = inst.network.gain_db.argmax(-1)  # [B, L]
+    assert bool(alloc.serving.gather(-1, strongest[..., None]).all())

@@ -54,7 +54,7 @@ from cfmimo.experiments.common import (
     write_json,
 )
 from cfmimo.models import ModelConfig, build_model, count_parameters
-from cfmimo.policies.classical.clustering import ClusteredMaxMin
+from cfmimo.policies.classical.clustering import ClusteredMaxMin, StrongestPerAPMaxMin
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.policies.neural import ClusterPowerPolicy, model_features
 from cfmimo.problems.base import Allocation
@@ -89,7 +89,11 @@ PAPER_TABLE4 = {
 PAPER_RUNTIME = {"model_ms": 9.2, "dcc_closed_form_ms": 31_600.0}  # Sect. VII, K = 40, CPU
 PAPER_NOISE_DROP = {"ul": 0.29, "dl": 0.24}  # Sect. VI-D, max over K of SE(0 m) - SE(5 m)
 SCHEMES = ("optimal_cf", "optimal_uc_cf", "predicted_uc_cf", "dcc")
+# Not in the paper: each AP serves its tau_p strongest UEs + closed form, i.e. the clusters of a
+# mask head that ranks UEs by their (true) gains; the reference for what the mask could achieve.
+REFERENCE = "strongest_uc_cf"
 SCHEME_LABELS = {
+    REFERENCE: "Strongest-per-AP UC-CF (reference)",
     "optimal_cf": "Optimal CF",
     "optimal_uc_cf": "Optimal UC-CF",
     "predicted_uc_cf": "Predicted UC-CF",
@@ -331,6 +335,7 @@ def run(
         "models": models_out,
         "metrics": {
             "se_by_scheme_csv": "se_by_scheme.csv",
+            "mask_vs_gains": mask_diagnostics(config, trained[MAIN]),
             "curves": curves,
             "activations": {
                 act: {k: curves[f"activation={act}"][k] for k in ("K", "mean_se_ul", "mean_se_dl")}
@@ -397,6 +402,34 @@ def _summary(m: dict[str, torch.Tensor]) -> dict[str, float]:
     }
 
 
+def mask_diagnostics(config: EluCosFormerConfig, tm: Any, samples: int = 32) -> list[dict[str, float]]:
+    """Does the mask head rank UEs by their gains? Per test K, on noise-free inputs: the Spearman
+    correlation, at each AP, between the model's scores and the UEs' gains (averaged over APs and
+    setups; 1 = perfect ranking, 0 = unrelated), and the share of the model's top-tau_p UEs per AP
+    that are among the AP's tau_p strongest (chance level: tau_p / K for K > tau_p)."""
+    from cfmimo.sim.network import sample_networks
+
+    rows = []
+    for K in config.test_K:
+        net = sample_networks(_scenario(config, K), samples, seed=_test_seed(config, K))
+        with torch.no_grad():
+            out = tm.model.eval()(*model_features(net.ue_positions, net.ap_positions, tm.frame))
+        scores, gain = out.mask.double(), net.gain_db.double()  # [B, L, K]
+        rank_s = scores.argsort(-1).argsort(-1).double()
+        rank_g = gain.argsort(-1).argsort(-1).double()
+        rank_s, rank_g = rank_s - rank_s.mean(-1, keepdim=True), rank_g - rank_g.mean(-1, keepdim=True)
+        rho = (rank_s * rank_g).sum(-1) / (rank_s.norm(dim=-1) * rank_g.norm(dim=-1)).clamp_min(1e-12)
+        tau_p = net.scenario.tau_p
+        top = min(tau_p, K)
+        model_top = torch.zeros_like(scores, dtype=torch.bool).scatter_(
+            -1, scores.topk(top, -1).indices, True
+        )
+        gain_top = torch.zeros_like(gain, dtype=torch.bool).scatter_(-1, gain.topk(top, -1).indices, True)
+        agree = (model_top & gain_top).sum(-1).double() / top
+        rows.append({"K": K, "spearman": rho.mean().item(), "top_tau_p_agreement": agree.mean().item()})
+    return rows
+
+
 def optimal_for_clusters(predicted: Allocation) -> Allocation:
     """Optimal UC-CF: the closed-form max-min powers for the clusters of a Predicted UC-CF
     allocation, reusing its statistics (equal to ``ClusterPowerPolicy(..., optimal_powers=True)``,
@@ -419,6 +452,7 @@ def _evaluate(
     baselines = {
         "optimal_cf": ClusteredMaxMin(Clustering(kind="all")),
         "dcc": ClusteredMaxMin(Clustering(kind="q_strongest", q=config.dcc_q)),
+        REFERENCE: StrongestPerAPMaxMin(),
     }
     noise_seed = stream_seed(config.seed, f"{PAPER}/eval-noise")
     policies = {
@@ -433,7 +467,7 @@ def _evaluate(
         )
         for key, sigma in set(plan.values())
     }
-    names = [*SCHEMES, *(s for s in plan if s != "predicted_uc_cf")]
+    names = [*SCHEMES, REFERENCE, *(s for s in plan if s != "predicted_uc_cf")]
     powers: dict[str, list[torch.Tensor]] = {"pred_ul": [], "pred_dl": [], "opt_ul": [], "opt_dl": []}
     rows = []
     for K in config.test_K:
@@ -668,7 +702,7 @@ def _figures(out: Path, config: EluCosFormerConfig, curves, layout, powers) -> N
             ax.legend(fontsize=8)
         save_figure(fig, fig_dir / path)
 
-    se_panels({s: SCHEME_LABELS[s] for s in SCHEMES}, "Fig. 6", "fig6_se_vs_K.png")
+    se_panels({s: SCHEME_LABELS[s] for s in (*SCHEMES, REFERENCE)}, "Fig. 6", "fig6_se_vs_K.png")
     se_panels(
         {f"activation={a}": a for a in config.activations}, "Fig. 5, CosFormer φ", "fig5_activations.png"
     )
@@ -928,12 +962,31 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
         "| K | " + " | ".join(SCHEME_LABELS[s] for s in SCHEMES) + " | worst-UE UL / DL (Pred. UC-CF) |",
         "| ---: | " + " | ".join("---:" for _ in SCHEMES) + " | ---: |",
     ]
+    shown = (*SCHEMES, REFERENCE)
+    lines[-2:] = [
+        "| K | " + " | ".join(SCHEME_LABELS[s] for s in shown) + " | worst-UE UL / DL (Pred. UC-CF) |",
+        "| ---: | " + " | ".join("---:" for _ in shown) + " | ---: |",
+    ]
     for i, K in enumerate(curves["predicted_uc_cf"]["K"]):
-        cells = [f"{curves[s]['mean_se_ul'][i]:.3f} / {curves[s]['mean_se_dl'][i]:.3f}" for s in SCHEMES]
+        cells = [f"{curves[s]['mean_se_ul'][i]:.3f} / {curves[s]['mean_se_dl'][i]:.3f}" for s in shown]
         p = curves["predicted_uc_cf"]
         lines.append(
             f"| {K} | " + " | ".join(cells) + f" | {p['min_se_ul'][i]:.3f} / {p['min_se_dl'][i]:.3f} |"
         )
+    diag = results["metrics"].get("mask_vs_gains")
+    if diag:
+        lines += [
+            "",
+            "## Does the mask head rank UEs by their gains? (noise-free inputs)",
+            "",
+            "Spearman correlation at each AP between the model's mask scores and the UEs' gains "
+            "(1 = the ranking of the strongest-per-AP reference, 0 = unrelated), and the share of "
+            "the model's top-tau_p UEs per AP that are among the AP's tau_p strongest.",
+            "",
+            "| K | Spearman | top-tau_p agreement |",
+            "| ---: | ---: | ---: |",
+            *(f"| {d['K']} | {d['spearman']:.3f} | {d['top_tau_p_agreement']:.3f} |" for d in diag),
+        ]
     lines += [
         "",
         "## Fig. 7: AP-UE connections (total; Predicted UC-CF also per UE)",

@@ -5,7 +5,9 @@ The elu-cosformer paper's baselines (Sect. VI):
   * ``ClusteredMaxMin(Clustering(kind="q_strongest", q=8))``: its "DCC", Q = 8 strongest APs;
   * ``ClusteredMaxMin(Clustering(kind="dcc"))``: the book's DCC (master AP + strongest per pilot);
   * ``GivenClustersMaxMin(masks)``: given clusters (e.g. a model's) with optimal powers,
-    its "Optimal UC-CF".
+    its "Optimal UC-CF";
+  * ``StrongestPerAPMaxMin()``: each AP serves its tau_p strongest UEs (a reference for what a
+    mask head that ranks UEs by their gains would achieve).
 """
 
 from __future__ import annotations
@@ -56,3 +58,23 @@ class GivenClustersMaxMin:
 
     def __call__(self, instance: ClusteringInstance) -> Allocation:
         return _with_powers(instance, self.serving, self.rtol)
+
+
+@dataclass(frozen=True)
+class StrongestPerAPMaxMin:
+    """Each AP serves its ``max_ues`` strongest UEs (by gain), every UE kept served (the repair of
+    ``cluster_mask``), then closed-form max-min powers: the user-centric clustering that a mask head
+    ranking UEs by their gains would produce under the elu-cosformer per-AP limit (eq. (16) with
+    scores monotone in the gains and no threshold). A reference for learned clusters.
+    ``max_ues=None`` takes the instance's limit (tau_p)."""
+
+    max_ues: int | None = None
+    rtol: float = 1e-12
+
+    def __call__(self, instance: ClusteringInstance) -> Allocation:
+        from cfmimo.models.cluster_models import cluster_mask  # models import sim; avoid a cycle
+
+        gain = instance.network.gain_db
+        scores = torch.sigmoid((gain - gain.mean(dim=(1, 2), keepdim=True)) / 10.0)  # monotone, in (0, 1)
+        serving = cluster_mask(scores, self.max_ues or instance.max_ues_per_ap, threshold=0.0)
+        return _with_powers(instance, serving, self.rtol)
