@@ -44,25 +44,40 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.transforms import PowerScaler, PrepareBatch, rescale_predictions
 from cfmimo.learn.config import DynamicConfig, TrainConfig
-from cfmimo.learn.supervised import configure_adamw, masked_squared_error
-from cfmimo.models import build_model
+from cfmimo.learn.supervised import SupervisedPowerModule, masked_squared_error
 from cfmimo.models.cluster_models import cluster_mask
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.problems.maxmin_power import PowerInstance, power_instance
-from cfmimo.sim.estimation import hermitian_sqrt, sample_channels, sample_pilot_noise
-from cfmimo.sim.network import ChannelState, Network, estimate, networks_from_positions, reestimate
+from cfmimo.sim.estimation import hermitian_sqrt
+from cfmimo.sim.network import (
+    ChannelState,
+    Network,
+    networks_from_positions,
+    reestimate,
+    sample_channel_state,
+)
 from cfmimo.sim.pilots import assign_pilots_for_clusters
 from cfmimo.sim.relaxed import mr_traces, relaxed_mr_se
 from cfmimo.sim.uatf import downlink_sinr, spectral_efficiency, uplink_sinr
 
 __all__ = ["DynamicSupervisionModule", "NetworkCache", "cluster_labels", "dynamic_features"]
 
+#: The Network fields a NetworkCache stores per sample (besides scenario, seed and indices).
+NETWORK_FIELDS = (
+    "ap_positions",
+    "ue_positions",
+    "distance_2d",
+    "gain_db",
+    "correlation",
+    "pilot",
+    "master",
+    "serving",
+)
 #: What the dynamic-supervision loaders carry per sample.
 DYNAMIC_KEYS = ("sample_index", "ue_positions", "ap_positions", "ue_features", "ap_features")
 
@@ -92,19 +107,7 @@ class NetworkCache:
                     indices=[int(i) for i in index[sl]],
                 )
                 parts.append(net)
-            cat = {
-                name: torch.cat([getattr(n, name) for n in parts])
-                for name in (
-                    "ap_positions",
-                    "ue_positions",
-                    "distance_2d",
-                    "gain_db",
-                    "correlation",
-                    "pilot",
-                    "master",
-                    "serving",
-                )
-            }
+            cat = {name: torch.cat([getattr(n, name) for n in parts]) for name in NETWORK_FIELDS}
             cat["r_sqrt"] = hermitian_sqrt(cat["correlation"])
             row = torch.full((int(index.max()) + 1,), -1, dtype=torch.long)
             row[index] = torch.arange(len(index))
@@ -123,37 +126,14 @@ class NetworkCache:
         if int(idx.max()) >= len(g["row"]) or bool((g["row"][idx] < 0).any()):
             raise ValueError(f"sample indices {idx.tolist()} are not all in group ({K}, {L})")
         rows = g["row"][idx]
-        take = {
-            name: g[name][rows].to(device)
-            for name in (
-                "ap_positions",
-                "ue_positions",
-                "distance_2d",
-                "gain_db",
-                "correlation",
-                "pilot",
-                "master",
-                "serving",
-            )
-        }
+        take = {name: g[name][rows].to(device) for name in NETWORK_FIELDS}
         net = Network(g["scenario"], g["seed"], tuple(int(i) for i in idx), **take)
         return net, g["r_sqrt"][rows].to(device)
 
 
 def channel_state(net: Network, r_sqrt: torch.Tensor, realizations: int | None = None) -> ChannelState:
-    """Realizations and estimates of the cached networks (same streams as ``sample_channel_state``)."""
-    t = realizations or net.scenario.realizations
-    h = sample_channels(net.correlation, t, seed=net.seed, indices=net.indices, r_sqrt=r_sqrt)
-    noise = sample_pilot_noise(
-        (net.batch, t, net.correlation.shape[1]),
-        net.scenario.tau_p,
-        net.correlation.shape[-1],
-        seed=net.seed,
-        indices=net.indices,
-        dtype=h.dtype,
-        device=h.device,
-    )
-    return estimate(net, h, noise)
+    """Realizations and estimates of cached networks (the streams of ``sample_channel_state``)."""
+    return sample_channel_state(net, realizations, r_sqrt)
 
 
 def cluster_labels(
@@ -228,12 +208,13 @@ class _CenterPerAP(torch.autograd.Function):
         return grad - grad.mean(dim=-1, keepdim=True)
 
 
-class DynamicSupervisionModule(pl.LightningModule):
+class DynamicSupervisionModule(SupervisedPowerModule):
     """Loss (32) with labels computed on the fly for the model's own clusters (module docstring).
 
-    Batches hold "ue_features" [B, K, 2], "ap_features" [B, L, 2], "sample_index" [B], "K", "L";
-    one (K, L) per batch. The cache is attached after construction (``attach``): it is rebuilt
-    from the dataset, never stored in a checkpoint.
+    Same hyperparameters, model building and optimizer as ``SupervisedPowerModule``; batches hold
+    "ue_features" [B, K, 2], "ap_features" [B, L, 2], "sample_index" [B], "K", "L"; one (K, L) per
+    batch. The cache is attached after construction (``attach``): it is rebuilt from the dataset,
+    never stored in a checkpoint.
     """
 
     def __init__(
@@ -245,16 +226,11 @@ class DynamicSupervisionModule(pl.LightningModule):
         cfmimo_version: str,
         position_frame: dict[str, float] | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.config = TrainConfig.from_dict(config)
+        super().__init__(config, scaler, val_sizes, seed, cfmimo_version, position_frame)
         if self.config.dynamic is None:
             raise ValueError("DynamicSupervisionModule needs config.dynamic")
         self.dyn = self.config.dynamic
-        self.model = build_model(self.config.model)
         self.scaler = PowerScaler.from_dict(scaler)
-        self.val_sizes = [(int(K), int(L)) for K, L in val_sizes]
-        self._size_index = {size: i for i, size in enumerate(self.val_sizes)}
         self.cache: NetworkCache | None = None
 
     def attach(self, cache: NetworkCache) -> DynamicSupervisionModule:
@@ -352,9 +328,6 @@ class DynamicSupervisionModule(pl.LightningModule):
             self.log("val_loss", (sums[seen, 0] / count[seen]).mean().float(), prog_bar=True, sync_dist=True)
             self.log("val_min_se_ul", (sums[seen, 2] / count[seen]).mean().float(), sync_dist=True)
             self.log("val_min_se_dl", (sums[seen, 3] / count[seen]).mean().float(), sync_dist=True)
-
-    def configure_optimizers(self) -> Any:
-        return configure_adamw(self, self.config)
 
 
 def load_dynamic_data(

@@ -193,16 +193,17 @@ def reestimate(net: Network, state: ChannelState, pilot: torch.Tensor) -> tuple[
     return net, estimate(net, state.h, state.pilot_noise)
 
 
-def sample_channel_state(net: Network, realizations: int | None = None) -> ChannelState:
+def sample_channel_state(
+    net: Network, realizations: int | None = None, r_sqrt: torch.Tensor | None = None
+) -> ChannelState:
     """Draw T realizations (scenario.realizations by default) and estimate them.
 
     Realizations come from the streams of the network's own (seed, index), so they are fixed by the
-    sample, whatever the batch.
+    sample, whatever the batch. ``r_sqrt`` [B, L, K, N, N]: R^(1/2) if already known (a cache).
     """
     t = realizations or net.scenario.realizations
-    h = sample_channels(
-        net.correlation, t, seed=net.seed, indices=net.indices, r_sqrt=hermitian_sqrt(net.correlation)
-    )
+    root = hermitian_sqrt(net.correlation) if r_sqrt is None else r_sqrt
+    h = sample_channels(net.correlation, t, seed=net.seed, indices=net.indices, r_sqrt=root)
     noise = sample_pilot_noise(
         (net.batch, t, net.correlation.shape[1]),
         net.scenario.tau_p,
