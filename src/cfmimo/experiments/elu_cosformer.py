@@ -106,7 +106,7 @@ class EluCosFormerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Literal["full", "quick"] = "full"
+    mode: Literal["full", "quick", "custom"] = "full"  # custom: any other sizes
     train_K: list[int] = [5, 10]  # Sect. V-A, step 4
     L: int = 16  # Table III
     train_samples: int = 8000  # per K
