@@ -69,3 +69,21 @@ def test_strongest_per_ap_reference_respects_the_limit_and_serves_everyone() -> 
     # every AP serves its strongest UE
     strongest = inst.network.gain_db.argmax(-1)  # [B, L]
     assert bool(alloc.serving.gather(-1, strongest[..., None]).all())
+
+
+def test_cluster_pilots_match_network_pilots_when_orthogonal() -> None:
+    """K <= tau_p: both pilot rules give every UE its own pilot, so the SEs agree; K > tau_p runs."""
+    from cfmimo.config import preset
+    from cfmimo.policies.classical.clustering import StrongestPerAPMaxMin
+
+    sc = preset("elu-cosformer", K=6, L=4, realizations=20)
+    got = {}
+    for rule in ("network", "clusters"):
+        problem = ClusteringPower(pilots=rule)
+        inst = problem.sample(sc, 2, seed=9)
+        got[rule] = problem.metrics(inst, StrongestPerAPMaxMin()(inst))["se_ul"]
+    torch.testing.assert_close(got["clusters"], got["network"], rtol=1e-4, atol=1e-5)
+    problem = ClusteringPower(pilots="clusters")
+    inst = problem.sample(preset("elu-cosformer", K=14, L=4, realizations=10), 2, seed=9)
+    m = problem.metrics(inst, StrongestPerAPMaxMin()(inst))
+    assert bool(torch.isfinite(m["se_ul"]).all()) and bool((m["min_se_ul"] > 0).all())
