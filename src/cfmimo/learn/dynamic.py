@@ -52,32 +52,23 @@ from cfmimo.learn.config import DynamicConfig, TrainConfig
 from cfmimo.learn.supervised import SupervisedPowerModule, masked_squared_error
 from cfmimo.models.cluster_models import cluster_mask
 from cfmimo.policies.classical.power import MaxMinClosedForm
-from cfmimo.problems.maxmin_power import PowerInstance, power_instance
+from cfmimo.problems.clustering_power import ClusteringInstance
+from cfmimo.problems.maxmin_power import PowerInstance
 from cfmimo.sim.estimation import hermitian_sqrt
 from cfmimo.sim.network import (
+    SETUP_TENSORS,
     ChannelState,
     Network,
+    network_to,
     networks_from_positions,
-    reestimate,
     sample_channel_state,
+    take_setups,
 )
-from cfmimo.sim.pilots import assign_pilots_for_clusters
 from cfmimo.sim.relaxed import mr_traces, relaxed_mr_se
 from cfmimo.sim.uatf import downlink_sinr, spectral_efficiency, uplink_sinr
 
 __all__ = ["DynamicSupervisionModule", "NetworkCache", "cluster_labels", "dynamic_features"]
 
-#: The Network fields a NetworkCache stores per sample (besides scenario, seed and indices).
-NETWORK_FIELDS = (
-    "ap_positions",
-    "ue_positions",
-    "distance_2d",
-    "gain_db",
-    "correlation",
-    "pilot",
-    "master",
-    "serving",
-)
 #: What the dynamic-supervision loaders carry per sample.
 DYNAMIC_KEYS = ("sample_index", "ue_positions", "ap_positions", "ue_features", "ap_features")
 
@@ -92,26 +83,25 @@ class NetworkCache:
 
     def __init__(self, spec: DatasetSpec, groups: Mapping[tuple[int, int], Mapping[str, torch.Tensor]]):
         self.spec = spec
-        self._groups: dict[tuple[int, int], dict[str, Any]] = {}
+        self._groups: dict[tuple[int, int], tuple[Network, torch.Tensor, torch.Tensor]] = {}
         for (K, L), g in groups.items():
             scenario, seed = spec.group_scenario(K, L), spec.group_seed(K, L)
             index = g["sample_index"].long()
-            parts = []
-            for start in range(0, len(index), 256):
-                sl = slice(start, start + 256)
-                net = networks_from_positions(
+            parts = [
+                networks_from_positions(
                     scenario,
-                    g["ap_positions"][sl].float(),
-                    g["ue_positions"][sl].float(),
+                    g["ap_positions"][start : start + 256].float(),
+                    g["ue_positions"][start : start + 256].float(),
                     seed=seed,
-                    indices=[int(i) for i in index[sl]],
+                    indices=[int(i) for i in index[start : start + 256]],
                 )
-                parts.append(net)
-            cat = {name: torch.cat([getattr(n, name) for n in parts]) for name in NETWORK_FIELDS}
-            cat["r_sqrt"] = hermitian_sqrt(cat["correlation"])
-            row = torch.full((int(index.max()) + 1,), -1, dtype=torch.long)
+                for start in range(0, len(index), 256)
+            ]
+            cat = {name: torch.cat([getattr(n, name) for n in parts]) for name in SETUP_TENSORS}
+            net = Network(scenario, seed, tuple(int(i) for i in index), **cat)
+            row = torch.full((int(index.max()) + 1,), -1, dtype=torch.long)  # sample index -> row
             row[index] = torch.arange(len(index))
-            self._groups[(K, L)] = {"scenario": scenario, "seed": seed, "row": row, **cat}
+            self._groups[(K, L)] = (net, hermitian_sqrt(net.correlation), row)
 
     def networks(
         self, K: int, L: int, sample_index: torch.Tensor, device: torch.device | str = "cpu"
@@ -119,16 +109,14 @@ class NetworkCache:
         """The cached networks of the given samples and their R^(1/2).
 
         Shapes: sample_index [B] -> (Network of B setups, r_sqrt [B, L, K, N, N])."""
-        g = self._groups.get((K, L))
-        if g is None:
+        if (K, L) not in self._groups:
             raise ValueError(f"no cached group (K, L) = ({K}, {L}); cached: {sorted(self._groups)}")
+        net, r_sqrt, row = self._groups[(K, L)]
         idx = sample_index.cpu().long()
-        if int(idx.max()) >= len(g["row"]) or bool((g["row"][idx] < 0).any()):
+        if int(idx.max()) >= len(row) or bool((row[idx] < 0).any()):
             raise ValueError(f"sample indices {idx.tolist()} are not all in group ({K}, {L})")
-        rows = g["row"][idx]
-        take = {name: g[name][rows].to(device) for name in NETWORK_FIELDS}
-        net = Network(g["scenario"], g["seed"], tuple(int(i) for i in idx), **take)
-        return net, g["r_sqrt"][rows].to(device)
+        rows = row[idx]
+        return network_to(take_setups(net, rows), device), r_sqrt[rows].to(device)
 
 
 def channel_state(net: Network, r_sqrt: torch.Tensor, realizations: int | None = None) -> ChannelState:
@@ -139,12 +127,10 @@ def channel_state(net: Network, r_sqrt: torch.Tensor, realizations: int | None =
 def cluster_labels(
     net: Network, state: ChannelState, serving: torch.Tensor, config: DynamicConfig
 ) -> tuple[PowerInstance, torch.Tensor, torch.Tensor]:
-    """Statistics of the clusters ``serving`` [B, L, K] and their exact max-min powers
-    (p_ul*, p_dl* [B, K], mW)."""
-    if config.pilots == "clusters":
-        pilot = assign_pilots_for_clusters(net.gain_db, serving, net.scenario.tau_p)
-        net, state = reestimate(net, state, pilot)
-    inst = power_instance(net, state, combiner=config.combiner, serving=serving)
+    """Statistics of the clusters ``serving`` [B, L, K] (``ClusteringInstance.for_clusters``,
+    pilots per ``config.pilots``) and their exact max-min powers (p_ul*, p_dl* [B, K], mW)."""
+    clustering = ClusteringInstance(net, state, net.scenario.tau_p, config.combiner, pilots=config.pilots)
+    inst = clustering.for_clusters(serving)
     opt = MaxMinClosedForm()(inst)
     return inst, opt.p_ul, opt.p_dl
 
@@ -246,10 +232,10 @@ class DynamicSupervisionModule(SupervisedPowerModule):
             raise RuntimeError("attach a NetworkCache before training (DynamicSupervisionModule.attach)")
         out = self(batch)
         K, L = batch["ue_features"].shape[1], batch["ap_features"].shape[1]
-        tau_p = self.dyn.tau_p or self.cache.spec.group_scenario(K, L).tau_p
         with torch.no_grad():
-            serving = cluster_mask(out.mask.detach(), tau_p, self.dyn.threshold)  # [B, L, K] bool
             net, r_sqrt = self.cache.networks(K, L, batch["sample_index"], device=self.device)
+            tau_p = self.dyn.tau_p or net.scenario.tau_p
+            serving = cluster_mask(out.mask.detach(), tau_p, self.dyn.threshold)  # [B, L, K] bool
             state = channel_state(net, r_sqrt, self.dyn.realizations)
             inst, p_ul_opt, p_dl_opt = cluster_labels(net, state, serving, self.dyn)
             t_ul, t_dl = self.scaler.normalize(p_ul_opt.float(), p_dl_opt.float())

@@ -41,6 +41,18 @@ from cfmimo.sim.uatf import (
     instantaneous_estimate_sinr,
 )
 
+#: The per-setup tensor fields of a Network (leading dim B), in declaration order.
+SETUP_TENSORS = (
+    "ap_positions",
+    "ue_positions",
+    "distance_2d",
+    "gain_db",
+    "correlation",
+    "pilot",
+    "master",
+    "serving",
+)
+
 
 @dataclass(frozen=True)
 class Network:
@@ -300,16 +312,13 @@ def take_setups(net: Network, index: torch.Tensor | slice) -> Network:
     """A sub-batch of setups. ``index``: a slice or a 1-D long tensor of setup positions."""
     idx = torch.arange(net.batch)[index] if isinstance(index, slice) else index.cpu()
     sel = idx.to(net.pilot.device)
-    tensors = (
-        "ap_positions",
-        "ue_positions",
-        "distance_2d",
-        "gain_db",
-        "correlation",
-        "pilot",
-        "master",
-        "serving",
-    )
     return replace(
-        net, indices=tuple(net.indices[i] for i in idx.tolist()), **{f: getattr(net, f)[sel] for f in tensors}
+        net,
+        indices=tuple(net.indices[i] for i in idx.tolist()),
+        **{f: getattr(net, f)[sel] for f in SETUP_TENSORS},
     )
+
+
+def network_to(net: Network, device: torch.device | str) -> Network:
+    """The same setups with every tensor on ``device``."""
+    return replace(net, **{f: getattr(net, f).to(device) for f in SETUP_TENSORS})
