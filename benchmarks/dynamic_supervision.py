@@ -23,7 +23,7 @@ from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.transforms import PositionFrame, PowerScaler
 from cfmimo.learn.config import TrainConfig
 from cfmimo.learn.dynamic import DynamicSupervisionModule, NetworkCache, channel_state, cluster_labels
-from cfmimo.models.cluster_models import cluster_mask
+from cfmimo.models.cluster_models import output_clusters
 from cfmimo.policies.neural import model_features
 from cfmimo.sim.network import sample_networks
 
@@ -78,13 +78,13 @@ def main() -> None:
             module = DynamicSupervisionModule(config.to_dict(), scaler.to_dict(), [[K, 16]], 0, __version__)
             module.attach(cache).train()
             net, r_sqrt = cache.networks(K, 16, batch["sample_index"])
-            serving = cluster_mask(module(batch).mask.detach(), 10, 0.3)
+            serving = output_clusters(module(batch), 10, 0.3)
             state = channel_state(net, r_sqrt, t)
             row = {"K": K, "L": 16, "batch": args.batch, "realizations": t}
             row["channels_s"] = _median_s(lambda: channel_state(net, r_sqrt, t), args.repeats)  # noqa: B023
             row["labels_s"] = _median_s(
-                lambda: cluster_labels(net, state, serving, config.dynamic), args.repeats
-            )  # noqa: B023
+                lambda: cluster_labels(net, state, serving, config.dynamic), args.repeats  # noqa: B023
+            )
             row["step_s"] = _median_s(lambda: module.step(batch)["loss"].backward(), args.repeats)  # noqa: B023
             row["setups_per_s"] = args.batch / row["step_s"]
             results.append(row)

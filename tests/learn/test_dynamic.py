@@ -13,7 +13,7 @@ from cfmimo.data.generation import run_generation
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.storage import load_dataset
 from cfmimo.learn.config import DynamicConfig, TrainConfig
-from cfmimo.learn.dynamic import NetworkCache, channel_state, cluster_labels
+from cfmimo.learn.dynamic import NetworkCache, channel_state, cluster_labels, mask_ranking_loss
 from cfmimo.sim.network import sample_channel_state, sample_networks
 
 
@@ -98,10 +98,10 @@ def test_tiny_dynamic_run_lowers_the_loss_and_is_deterministic(tiny_unlabelled, 
     assert trained.config.dynamic is not None and trained.config.dynamic.lam == pytest.approx(1e-2)
 
 
-def test_mask_head_gets_a_gradient_only_with_the_proxy(tiny_unlabelled, tmp_path) -> None:
+def test_mask_head_gets_a_gradient_only_from_a_mask_objective(tiny_unlabelled, tmp_path) -> None:
     from cfmimo.learn.dynamic import DynamicSupervisionModule, load_dynamic_data
 
-    for kind, expect in (("mr_ste", True), ("none", False)):
+    for kind, expect in (("gain_rank", True), ("mr_ste", True), ("none", False)):
         config = _config(tiny_unlabelled, tmp_path / kind, mask_gradient=kind)
         data = load_dynamic_data(config)
         module = DynamicSupervisionModule(
@@ -115,3 +115,33 @@ def test_mask_head_gets_a_gradient_only_with_the_proxy(tiny_unlabelled, tmp_path
         module.step(batch)["loss"].backward()
         grad = module.model.mask_head.weight.grad
         assert (grad is not None and bool(grad.abs().sum() > 0)) == expect
+
+
+def test_mask_ranking_loss_by_hand() -> None:
+    z = torch.tensor([[[0.0, 1.0, 2.0]]])  # [B=1, L=1, K=3]
+    g = torch.tensor([[[10.0, 0.0, 5.0]]])  # UE 0 strongest, then 2, then 1; tau_p = 2 keeps {0, 2}
+    sp = torch.nn.functional.softplus
+    bce = (sp(-z[0, 0, 0]) + sp(z[0, 0, 1]) + sp(-z[0, 0, 2])) / 3
+    zc = torch.tensor([-1.0, 0.0, 1.0])  # z - mean z
+    gc = torch.tensor([5.0, -5.0, 0.0]) / 10  # (g - mean g) / 10 dB
+    reg = ((zc - gc) ** 2).mean()
+    assert mask_ranking_loss(z, g, tau_p=2).item() == pytest.approx((bce + reg).item(), rel=1e-6)
+
+
+def test_mask_ranking_loss_learns_each_aps_order() -> None:
+    """Minimizing it over free logits orders every AP's UEs by gain and puts the tau_p strongest on
+    top, also when K <= tau_p (where every BCE target is 1 and only the regression carries the order)."""
+    torch.manual_seed(0)
+    for K, tau_p in ((8, 10), (12, 4)):
+        g = 10 * torch.randn(3, 5, K, dtype=torch.float64)
+        z = torch.zeros_like(g, requires_grad=True)
+        opt = torch.optim.Adam([z], lr=0.1)
+        for _ in range(300):
+            opt.zero_grad()
+            mask_ranking_loss(z, g, tau_p).backward()
+            opt.step()
+        assert torch.equal(z.detach().argsort(-1), g.argsort(-1))
+        kept = z.detach().topk(min(tau_p, K), -1).indices.sort(-1).values
+        assert torch.equal(kept, g.topk(min(tau_p, K), -1).indices.sort(-1).values)
+        if K <= tau_p:
+            assert bool((torch.sigmoid(z) > 0.3).all())  # every UE passes ξ: all APs serve all

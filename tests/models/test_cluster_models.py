@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from cfmimo.models import ModelConfig, build_model, count_parameters
-from cfmimo.models.cluster_models import CLUSTER_MODEL_NAMES, ClusterPowerOutput, cluster_mask
+from cfmimo.models.cluster_models import (
+    CLUSTER_MODEL_NAMES,
+    ClusterPowerOutput,
+    cluster_mask,
+    output_clusters,
+)
 from cfmimo.sim.clustering import unserved_ues
 
 L = 16  # num_aps of Table III
@@ -52,9 +57,9 @@ def test_per_model_defaults_and_explicit_fields():
         2,
         256,
         0.1,
-        "elu",
+        "elu1",
     )
-    assert all(layer.attn.kind == "cosformer" and layer.attn.activation == "elu" for layer in elu.layers)
+    assert all(layer.attn.kind == "cosformer" and layer.attn.activation == "elu1" for layer in elu.layers)
     assert build_model(ModelConfig(name="cosformer_cluster")).layers[0].attn.activation == "relu"
     explicit = build_model(ModelConfig(name="elu_cosformer", activation="relu", dropout=0.0, layers=3))
     assert (explicit.config.activation, explicit.config.dropout, len(explicit.layers)) == ("relu", 0.0, 3)
@@ -275,3 +280,29 @@ def test_cluster_mask_input_checks():
         cluster_mask(torch.rand(2, 3), 1)
     with pytest.raises(ValueError, match="ue_mask"):
         cluster_mask(torch.rand(1, 2, 3), 1, ue_mask=torch.ones(1, 2, dtype=torch.bool))
+
+
+def test_output_clusters_rank_by_the_logits_where_the_scores_saturate() -> None:
+    # logits 20..29 all give float32 scores of exactly 1.0: ranking the scores would keep the
+    # tau_p = 3 lowest UE indices (ties), ranking the logits keeps the 3 largest logits (one AP,
+    # so the repair step has no spare or redundant link to move)
+    logits = torch.arange(20.0, 30.0).reshape(1, 1, 10)  # [B=1, L=1, K=10]
+    out = ClusterPowerOutput(mask=torch.sigmoid(logits), power=torch.zeros(1, 10, 2), mask_logits=logits)
+    assert bool((out.mask == 1.0).all())
+    served = output_clusters(out, tau_p=3, threshold=0.3)
+    assert served[0, 0].tolist() == [False] * 7 + [True] * 3
+    # without logits: the scores, and the same thresholding rule (score > ξ <=> logit > logit(ξ))
+    z = torch.tensor([[[-2.0, -0.8, -0.9, 1.0]]])  # tau_p = 2: the top 2 pass ξ, the AP is full
+    with_logits = output_clusters(ClusterPowerOutput(torch.sigmoid(z), torch.zeros(1, 4, 2), z), 2, 0.3)
+    scores_only = output_clusters(ClusterPowerOutput(torch.sigmoid(z), torch.zeros(1, 4, 2)), 2, 0.3)
+    assert torch.equal(with_logits, scores_only)
+    assert with_logits[0, 0].tolist() == [False, True, False, True]
+    z[0, 0, 1] = -0.85  # below logit(0.3) = -0.847: dropped by ξ, and the repair re-serves the best unserved
+    assert output_clusters(ClusterPowerOutput(torch.sigmoid(z), torch.zeros(1, 4, 2), z), 2, 0.3)[
+        0, 0
+    ].tolist() == [
+        False,
+        True,
+        False,
+        True,
+    ]

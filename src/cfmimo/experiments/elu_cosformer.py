@@ -22,7 +22,7 @@ Pipeline (``run``):
 "Average per-UE SE" (Figs. 5, 6, 10, 11) is the mean of se_ul / se_dl over UEs and test samples;
 the mean worst-UE SE (the max-min objective) is reported too. The CosFormer "relu" curve of Fig. 5
 is the "cosformer_cluster" run (the same architecture and recipe as ELU-CosFormer with φ = ReLU),
-and the "elu" curve is the ELU-CosFormer run.
+and the "elu1" curve (φ = ELU + 1, ``models.attention``) is the ELU-CosFormer run; "elu" is the raw ELU.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class EluCosFormerConfig(BaseModel):
     threshold: float = 0.3  # ξ, Table I
     dcc_q: int = 8  # Sect. VI: DCC serves each UE by its Q = 8 strongest APs
     models: list[str] = list(VARIANTS)  # Fig. 11, Table IV
-    activations: list[str] = ["elu", "relu", "gelu", "softplus", "leaky_relu", "sigmoid"]  # Fig. 5
+    activations: list[str] = ["elu1", "elu", "relu", "gelu", "softplus", "leaky_relu", "sigmoid"]  # Fig. 5
     table_K: int = 10  # Table IV
     layout_K: int = 20  # Fig. 8
     runtime_K: int = 40  # Sect. VII
@@ -146,7 +146,7 @@ class EluCosFormerConfig(BaseModel):
             epochs=3,
             study_epochs=None,
             models=["elu_cosformer", "cosformer_cluster", "transformer_cluster"],
-            activations=["elu", "relu"],
+            activations=["elu1", "relu"],
             runtime_repeats=3,
         )
 
@@ -161,7 +161,7 @@ def _run_model(key: str) -> ModelConfig:
 
 def _activation_run(act: str) -> str:
     """The run that gives Fig. 5's curve for a kernel activation (module docstring)."""
-    return {"elu": MAIN, "relu": "cosformer_cluster"}.get(act, f"{MAIN}-{act}")
+    return {"elu1": MAIN, "relu": "cosformer_cluster"}.get(act, f"{MAIN}-{act}")
 
 
 def _test_seed(config: EluCosFormerConfig, K: int) -> int:
@@ -413,7 +413,9 @@ def mask_diagnostics(config: EluCosFormerConfig, tm: Any, samples: int = 32) -> 
         net = sample_networks(_scenario(config, K), samples, seed=_test_seed(config, K))
         with torch.no_grad():
             out = tm.model.eval()(*model_features(net.ue_positions, net.ap_positions, tm.frame))
-        scores, gain = out.mask.double(), net.gain_db.double()  # [B, L, K]
+        # the logits: same order as the scores, without float32 saturation ties
+        scores = (out.mask if out.mask_logits is None else out.mask_logits).double()  # [B, L, K]
+        gain = net.gain_db.double()
         rank_s = scores.argsort(-1).argsort(-1).double()
         rank_g = gain.argsort(-1).argsort(-1).double()
         rank_s, rank_g = rank_s - rank_s.mean(-1, keepdim=True), rank_g - rank_g.mean(-1, keepdim=True)
@@ -763,7 +765,7 @@ def _claims(config: EluCosFormerConfig, curves, models_out, runtime) -> list[dic
     best(
         "activation",
         config.activations,
-        "elu",
+        "elu1",
         "elu_best_activation",
         "ELU, among the CosFormer kernels (Fig. 5),",
     )

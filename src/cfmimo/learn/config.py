@@ -120,10 +120,12 @@ class DynamicConfig(_Strict):
 
     ``realizations``: small-scale realizations per sample for the per-step UatF statistics (None:
     the dataset scenario's). ``pilots``: re-assign pilots for every proposed mask ("clusters") or
-    keep the network's Algorithm 4.1 pilots ("network"). ``mask_gradient``: "mr_ste" (the
-    straight-through gradient of the relaxed-mask MR SE, ``cfmimo.sim.relaxed``) or "none" (the
-    mask head is then never trained); ``softmin_temperature`` and ``center_mask_gradient`` shape
-    that gradient (``cfmimo.learn.dynamic``; the loss value always uses the exact min). ``scaler_samples``: samples per size whose optimal powers
+    keep the network's Algorithm 4.1 pilots ("network"). ``mask_gradient``: how the mask head
+    learns (``cfmimo.learn.dynamic``): "gain_rank" (default: ``mask_weight`` times a loss that
+    teaches each AP's ranking of its UEs by large-scale gain, the order eq. (16)'s top-tau_p
+    selects from), "mr_ste" (the straight-through gradient of the relaxed-mask MR SE,
+    ``cfmimo.sim.relaxed``; ``softmin_temperature`` and ``center_mask_gradient`` shape it, and the
+    loss value always uses the exact min) or "none" (the mask head is never trained). ``scaler_samples``: samples per size whose optimal powers
     (all APs serving) fix the global power normalization.
     """
 
@@ -132,7 +134,10 @@ class DynamicConfig(_Strict):
     threshold: Annotated[float, Field(ge=0, lt=1)] = Field(0.3, description="mask threshold ξ (eq. (16))")
     realizations: PositiveInt | None = None
     pilots: Literal["network", "clusters"] = "network"
-    mask_gradient: Literal["mr_ste", "none"] = "mr_ste"
+    mask_gradient: Literal["gain_rank", "mr_ste", "none"] = "gain_rank"
+    mask_weight: NonNegativeFloat = Field(
+        1.0, description='weight of the mask-ranking loss added to loss (32) (mask_gradient "gain_rank")'
+    )
     softmin_temperature: NonNegativeFloat = Field(
         0.1, description="0: the proxy's gradient uses min_k SE (eq. (32)); > 0: a log-sum-exp soft-min"
     )

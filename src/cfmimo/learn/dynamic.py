@@ -15,10 +15,27 @@ Every training step, for a batch of noisy, normalized positions:
 
 The SE term is differentiable in the predicted powers. The hard mask is not, and the paper does
 not say how its head is trained (the labels p* are constants of the loss, so without a choice here
-the mask head gets no gradient at all). Our estimator, ``mask_gradient="mr_ste"``:
+the mask head gets no gradient at all). Two estimators are implemented (``DynamicConfig``):
 
-* a physical proxy: the UatF SE of centralized MR with a relaxed mask (``cfmimo.sim.relaxed``), in
-  which a link's weight d_lk enters smoothly; ∂SE/∂d_lk is the marginal value of link (l, k);
+``mask_gradient="gain_rank"`` (default): the loss is (32) + w L_mask (w = ``mask_weight``), with
+labels recomputed every step from the same large-scale state as p*:
+
+* eq. (16) makes two decisions per AP: which UEs are its top tau_p (a ranking) and which of those
+  pass ξ (a level). The book's user-centric rule is that an AP serves the UEs it hears best
+  (Sect. 4.4: per pilot, the strongest UE), so the ranking target is the AP's order of its UEs by
+  large-scale gain β_lk, and the level target is "serve your tau_p strongest" (at K <= tau_p:
+  every UE, i.e. Optimal CF, which is the max-min optimum when the limit does not bind);
+* L_mask = BCE(z_lk, 1[k in top-tau_p(β_l)]) + MSE(z_lk - mean_k z_lk, (β_lk - mean_k β_lk) / 10 dB)
+  per AP (``mask_ranking_loss``), β in dB: the BCE sets the level, the centered regression the
+  order, and is what teaches the order when K <= tau_p, where every BCE target is 1. The paper
+  trains on K <= tau_p only, so without it nothing in training says which UEs to keep when the
+  limit binds at test. (A pairwise RankNet term in place of the regression learned the order far
+  more slowly: Spearman 0.27 against 0.71 after 600 steps, ``docs/learning.md``.)
+
+``mask_gradient="mr_ste"``: the gradient of the SE term itself, through a physical proxy:
+
+* the UatF SE of centralized MR with a relaxed mask (``cfmimo.sim.relaxed``), in which a link's
+  weight d_lk enters smoothly; ∂SE/∂d_lk is the marginal value of link (l, k);
 * straight-through at the hard clusters on the logits z (Bengio et al. 2013):
   d = D + σ'(0) (z - z.detach()), so the value is exact and the gradient does not vanish when the
   sigmoid saturates;
@@ -29,11 +46,11 @@ the mask head gets no gradient at all). Our estimator, ``mask_gradient="mr_ste"`
 * the proxy's min over UEs is smoothed (``softmin_temperature`` 0.1 b/s/Hz, log-sum-exp) so that
   more than one UE per sample informs the gradient.
 
-The proxy is added and subtracted, so the loss *value* is exactly (32). What it achieves is
-measured, not assumed (docs/learning.md): with the paper's training sizes K in {5, 10} <= tau_p the
-per-AP limit never binds during training, and the mask scores we obtain do not rank UEs by their
-gains (Spearman ~0 after 3 epochs; even direct regression of the gains learns the ranking slowly
-with these raw-coordinate tokens).
+The proxy is added and subtracted, so the loss *value* is exactly (32). What each achieves is
+measured, not assumed (docs/learning.md): with "mr_ste" and the paper's training sizes K in
+{5, 10} <= tau_p the scores do not rank UEs by their gains (Spearman ~0: at K <= tau_p max-min
+asks every AP to favour its *weakest* UEs, the opposite of what the limit needs at larger K);
+"gain_rank" learns the ranking.
 
 Validation logs the same loss per (K, L) and its average (``val_loss``, the checkpoint monitor),
 plus the mean per-sample min SE of the predicted allocation.
@@ -45,12 +62,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.transforms import PowerScaler, PrepareBatch, rescale_predictions
 from cfmimo.learn.config import DynamicConfig, TrainConfig
 from cfmimo.learn.supervised import SupervisedPowerModule, masked_squared_error
-from cfmimo.models.cluster_models import cluster_mask
+from cfmimo.models.cluster_models import output_clusters
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.problems.clustering_power import ClusteringInstance
 from cfmimo.problems.maxmin_power import PowerInstance
@@ -67,9 +85,18 @@ from cfmimo.sim.network import (
 from cfmimo.sim.relaxed import mr_traces, relaxed_mr_se
 from cfmimo.sim.uatf import downlink_sinr, spectral_efficiency, uplink_sinr
 
-__all__ = ["DynamicSupervisionModule", "NetworkCache", "cluster_labels", "dynamic_features"]
+__all__ = [
+    "DynamicSupervisionModule",
+    "NetworkCache",
+    "cluster_labels",
+    "dynamic_features",
+    "mask_ranking_loss",
+]
 
 #: What the dynamic-supervision loaders carry per sample.
+#: Gain difference (dB) per logit of the mask-ranking target (``mask_ranking_loss``).
+GAIN_LOGIT_SCALE_DB = 10.0
+
 DYNAMIC_KEYS = ("sample_index", "ue_positions", "ap_positions", "ue_features", "ap_features")
 
 
@@ -178,6 +205,25 @@ def _softmin(se: torch.Tensor, temperature: float) -> torch.Tensor:
     return -temperature * torch.logsumexp(-se / temperature, dim=-1)
 
 
+def mask_ranking_loss(
+    logits: torch.Tensor, gain_db: torch.Tensor, tau_p: int, scale_db: float = GAIN_LOGIT_SCALE_DB
+) -> torch.Tensor:
+    """L_mask of ``mask_gradient="gain_rank"`` (module docstring), per AP l:
+    BCE(z_lk, 1[k among the tau_p strongest]) + MSE(z_lk - mean_k z_lk, (β_lk - mean_k β_lk) / s),
+    β in dB, s = ``scale_db`` (one logit per 10 dB). The centered regression carries the order (and
+    is blind to the level the BCE sets).
+
+    Shapes: logits [B, L, K], gain_db [B, L, K] -> scalar.
+    """
+    z, g = logits.float(), gain_db.float()
+    top = min(tau_p, z.shape[-1])
+    target = torch.zeros_like(z).scatter_(-1, g.topk(top, dim=-1).indices, 1.0)
+    bce = F.binary_cross_entropy_with_logits(z, target)
+    zc = z - z.mean(-1, keepdim=True)
+    gc = (g - g.mean(-1, keepdim=True)) / scale_db
+    return bce + F.mse_loss(zc, gc)
+
+
 class _CenterPerAP(torch.autograd.Function):
     """Identity forward; backward subtracts, at every AP, the mean gradient over the UEs. The
     per-AP top-tau_p selection (eq. (16)) depends only on how an AP ranks its UEs, so the common
@@ -235,7 +281,7 @@ class DynamicSupervisionModule(SupervisedPowerModule):
         with torch.no_grad():
             net, r_sqrt = self.cache.networks(K, L, batch["sample_index"], device=self.device)
             tau_p = self.dyn.tau_p or net.scenario.tau_p
-            serving = cluster_mask(out.mask.detach(), tau_p, self.dyn.threshold)  # [B, L, K] bool
+            serving = output_clusters(out, tau_p, self.dyn.threshold)  # [B, L, K] bool
             state = channel_state(net, r_sqrt, self.dyn.realizations)
             inst, p_ul_opt, p_dl_opt = cluster_labels(net, state, serving, self.dyn)
             t_ul, t_dl = self.scaler.normalize(p_ul_opt.float(), p_dl_opt.float())
@@ -261,8 +307,13 @@ class DynamicSupervisionModule(SupervisedPowerModule):
             proxy = _softmin(mr_ul, tau) + _softmin(mr_dl, tau)  # [B]
             fairness = fairness + (proxy - proxy.detach())
         loss = mse - self.dyn.lam * fairness.mean().to(mse.dtype)
+        mask_loss = torch.zeros((), device=self.device)
+        if self.dyn.mask_gradient == "gain_rank":
+            mask_loss = mask_ranking_loss(out.mask_logits, net.gain_db, tau_p)
+            loss = loss + self.dyn.mask_weight * mask_loss.to(loss.dtype)
         return {
             "loss": loss,
+            "mask_loss": mask_loss.detach(),
             "mse": mse.detach(),
             "min_se_ul": se_ul.amin(-1).mean().detach(),
             "min_se_dl": se_dl.amin(-1).mean().detach(),
@@ -274,7 +325,7 @@ class DynamicSupervisionModule(SupervisedPowerModule):
         n = len(batch["K"])
         self.log("train_loss_step", parts["loss"], prog_bar=True)
         self.log("train_loss", parts["loss"], on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
-        for name in ("mse", "min_se_ul", "min_se_dl", "aps_per_ue"):
+        for name in ("mse", "mask_loss", "min_se_ul", "min_se_dl", "aps_per_ue"):
             self.log(
                 f"train_{name}",
                 parts[name].float(),

@@ -17,7 +17,7 @@ Registered models (all with L = ``ModelConfig.num_aps`` = 16, d_mod = 64, 4 head
 at those values, asserted in the tests):
 
 - "elu_cosformer": 2 pre-norm ``attention.EncoderLayer`` (eqs. (12)-(14)) with cosFormer attention
-  (eqs. (22)-(27)) and φ = ELU (eq. (28)), ff 4 d_mod = 256, dropout 0.1 -> 103,378 (Table IV).
+  (eqs. (22)-(27)) and φ = ELU + 1 (eq. (28) shifted to be positive; ``attention``), ff 4 d_mod = 256, dropout 0.1 -> 103,378 (Table IV).
 - "cosformer_cluster": the same with φ = ReLU (the original cosFormer) -> 103,378 (Table IV).
 - "performer_cluster": the same layers with FAVOR+ attention, F = ``features`` = 256 random
   features, layer i seeded with i (fixed buffers, not parameters) -> 103,378 (Table IV).
@@ -30,8 +30,8 @@ at those values, asserted in the tests):
   encoder of ``token_models.TransformerPower`` -> 846,866 (Table IV).
 
 Defaults follow the rule of ``token_models``: a ``ModelConfig`` field the config does not set
-explicitly takes the model's default (above; dropout 0.1 for all five, the activation "elu" /
-"relu" for the two cosFormers); a field set explicitly always wins; ``model.config`` is the
+explicitly takes the model's default (above; dropout 0.1 for all five, the activation "elu1"
+(ELU + 1, see ``attention``) / "relu" for the two cosFormers); a field set explicitly always wins; ``model.config`` is the
 resolved config.
 
 Padding. Padded UEs (``ue_mask`` False) are excluded as keys of every attention, normalizers
@@ -48,6 +48,7 @@ reversing the order of the real UEs (and, like every model here, under appending
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -119,13 +120,18 @@ class _ClusterHeadModel(_TokenModel):
 
 @register_model("elu_cosformer")
 class EluCosFormerCluster(_ClusterHeadModel, _EncoderLayerModel):
-    """ELU-CosFormer (the paper's model): cosFormer attention with φ = ELU -> 103,378 parameters."""
+    """ELU-CosFormer (the paper's model): cosFormer attention with φ = ELU + 1 -> 103,378 parameters.
+
+    φ is the paper's ELU (eq. (28), α = 1) shifted by α so that it is positive ("elu1"): with the
+    raw ELU the linear-attention normalizer crosses zero and training is unstable (module
+    docstring); ``ModelConfig(activation="elu")`` still selects the raw kernel.
+    """
 
     kind = "cosformer"
 
     @classmethod
     def model_defaults(cls, config: ModelConfig) -> dict[str, object]:
-        return {**super().model_defaults(config), "activation": "elu"}
+        return {**super().model_defaults(config), "activation": "elu1"}
 
 
 @register_model("cosformer_cluster")
@@ -229,6 +235,22 @@ def cluster_mask(
         served = served.clone()
         served[todo] = _repair(served[todo], s[todo], real[todo], tau_p)
     return served
+
+
+def output_clusters(
+    out: ClusterPowerOutput, tau_p: int, threshold: float = 0.3, ue_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``cluster_mask`` of a model output, ranked by the logits when it has them.
+
+    sigmoid(z) > ξ is z > logit(ξ), so the clusters are those of the scores, except that float32
+    scores saturate at 1.0 for z >~ 17 and tie, which would make eq. (16)'s top-tau_p arbitrary
+    among strongly associated UEs; the logits keep the order. The logits are not zeroed at padded
+    UEs, so a padded batch must pass its ``ue_mask``. Shapes: [B, L, K] -> [B, L, K] bool.
+    """
+    if out.mask_logits is None:
+        return cluster_mask(out.mask, tau_p, threshold, ue_mask)
+    level = math.log(threshold / (1.0 - threshold)) if threshold > 0 else -math.inf
+    return cluster_mask(out.mask_logits.detach(), tau_p, level, ue_mask)
 
 
 def _repair(served: torch.Tensor, s: torch.Tensor, real: torch.Tensor, tau_p: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from cfmimo.data.transforms import (
     minmax_positions,
     rescale_predictions,
 )
-from cfmimo.models.cluster_models import cluster_mask
+from cfmimo.models.cluster_models import output_clusters
 from cfmimo.policies.classical.clustering import GivenClustersMaxMin
 from cfmimo.policies.classical.power import scale_to_budget
 from cfmimo.problems.base import Allocation
@@ -166,7 +166,7 @@ class ClusterPowerPolicy:
             sigma_ap_m=self.sigma_ap_m,
             seed=self.seed,
         )
-        serving = cluster_mask(out.mask, self.tau_p or instance.max_ues_per_ap, self.threshold)
+        serving = output_clusters(out, self.tau_p or instance.max_ues_per_ap, self.threshold)
         return serving, p_ul, p_dl
 
     def __call__(self, instance: ClusteringInstance) -> Allocation:
