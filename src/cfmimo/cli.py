@@ -411,6 +411,13 @@ def reproduce(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Data-generation workers (default: CPU count).")
     ] = None,
+    train_only: Annotated[
+        bool,
+        typer.Option(
+            "--train-only",
+            help="Stop after data and training (e.g. on a GPU machine); rerun without it, same --out, to evaluate.",
+        ),
+    ] = False,
 ) -> None:
     """Reproduce a paper end to end: data, training, evaluation, figures, tables and claims."""
     if paper not in REPRODUCTIONS:
@@ -423,8 +430,16 @@ def reproduce(
     config = config_type.quick() if quick else config_type()
     folder = out or Path("runs") / f"{paper}-{config.mode}"
     results = module.run(
-        config, folder, scheduler=scheduler, workers=workers, log=lambda m: console.print(f"[dim]{m}[/dim]")
+        config,
+        folder,
+        scheduler=scheduler,
+        workers=workers,
+        train_only=train_only,
+        log=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
+    if train_only:
+        console.print(f"trained runs in {folder / 'runs'}: {', '.join(results['runs'])}")
+        return
     table = Table(title=f"{paper} ({config.mode}): claims")
     for col in ("claim", "paper", "ours", "holds"):
         table.add_column(col)

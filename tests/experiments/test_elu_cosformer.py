@@ -141,6 +141,18 @@ def test_cli_reuses_the_run(tiny_run, monkeypatch):
     )
 
 
+def test_cli_train_only_stops_before_evaluation(tiny_run, monkeypatch, tmp_path):
+    out, _ = tiny_run
+    monkeypatch.setattr(EluCosFormerConfig, "quick", classmethod(lambda cls: cls(**TINY)))
+    results = out / "results.json"
+    before = results.stat().st_mtime_ns
+    args = ["reproduce", "elu-cosformer", "--quick", "--out", str(out), "--scheduler", "sync", "--train-only"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "trained runs in" in result.output and "claims" not in result.output
+    assert results.stat().st_mtime_ns == before  # nothing evaluated or rewritten
+
+
 @pytest.mark.slow
 def test_reproduce_quick_cli(tmp_path):
     result = runner.invoke(app, ["reproduce", "elu-cosformer", "--quick", "--out", str(tmp_path)])

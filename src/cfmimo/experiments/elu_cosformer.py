@@ -178,9 +178,14 @@ def run(
     *,
     scheduler: str = "local",
     workers: int | None = None,
+    train_only: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the whole reproduction into ``out``; returns the results written to results.json.
+
+    ``train_only``: stop after the data and the training runs and return {"runs": run folders}
+    (train on a GPU machine, then evaluate with the same ``out`` elsewhere: finished runs are
+    reused; keep ``out`` at the same absolute path, which the checkpoints record).
 
     Resumable: the dataset and finished training runs in ``out`` are reused."""
     from cfmimo.experiments.elu_cosformer_report import figures, write_report
@@ -231,6 +236,8 @@ def run(
         trained[key] = tm
         timing[key] = _training_timing(run_dir, tm, train_samples, device)
     t_train = time.perf_counter() - start - t_data
+    if train_only:
+        return {"runs": {name: str(Path(tm.checkpoint).parent.parent) for name, tm in trained.items()}}
 
     # ---- 3. evaluation on the test setups
     log(f"evaluating on {config.test_samples} test setups for each K in {config.test_K}")

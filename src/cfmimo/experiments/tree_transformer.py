@@ -96,9 +96,14 @@ def run(
     *,
     scheduler: str = "local",
     workers: int | None = None,
+    train_only: bool = False,
     log=print,
 ) -> dict[str, Any]:
-    """Run the whole reproduction into ``out``; returns the results written to results.json."""
+    """Run the whole reproduction into ``out``; returns the results written to results.json.
+
+    ``train_only``: stop after the data and the training runs and return {"runs": run folders}
+    (train on a GPU machine, then evaluate with the same ``out`` elsewhere: finished runs are
+    reused; keep ``out`` at the same absolute path, which the checkpoints record)."""
     from cfmimo.experiments.training import train_power_model
 
     start = time.perf_counter()
@@ -139,6 +144,8 @@ def run(
             seed=config.seed,
         )
     t_train = time.perf_counter() - start - t_data
+    if train_only:
+        return {"runs": {name: str(Path(tm.checkpoint).parent.parent) for name, tm in trained.items()}}
 
     # ---- evaluation on the noisy test grid
     rows, preds = [], {}
