@@ -1,6 +1,7 @@
 """The tree-transformer reproduction pipeline end to end at tiny sizes, and the CLI around models."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -62,6 +63,19 @@ def test_rerun_reuses_data_and_checkpoints(tiny_run):
     out, first = tiny_run
     again = run(TreeTransformerConfig(mode="quick", **TINY), out, scheduler="sync", log=lambda m: None)
     assert again["models"]["tree_transformer"]["epochs"] == first["models"]["tree_transformer"]["epochs"]
+
+
+def test_train_only_returns_the_run_folders(tiny_run):
+    out, _ = tiny_run
+    got = run(
+        TreeTransformerConfig(mode="quick", **TINY),
+        out,
+        scheduler="sync",
+        train_only=True,
+        log=lambda m: None,
+    )
+    assert set(got) == {"runs"} and set(got["runs"]) == set(TreeTransformerConfig(**TINY).models)
+    assert all((Path(folder) / "checkpoints" / "last.ckpt").is_file() for folder in got["runs"].values())
 
 
 def test_predict_and_export_commands(tiny_run, tmp_path):
