@@ -93,10 +93,10 @@ __all__ = [
     "mask_ranking_loss",
 ]
 
-#: What the dynamic-supervision loaders carry per sample.
 #: Gain difference (dB) per logit of the mask-ranking target (``mask_ranking_loss``).
 GAIN_LOGIT_SCALE_DB = 10.0
 
+#: What the dynamic-supervision loaders carry per sample.
 DYNAMIC_KEYS = ("sample_index", "ue_positions", "ap_positions", "ue_features", "ap_features")
 
 
