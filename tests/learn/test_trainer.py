@@ -79,6 +79,17 @@ def test_resume_continues_the_epoch_count(make_config):
     assert torch.load(resumed.last_checkpoint, weights_only=True)["epoch"] == 2
     with pytest.raises(ValueError, match="another model config"):
         train(make_config(model={"d_enc": 8}, trainer={"epochs": 4}), ckpt_path="last")
+    # resuming a finished run reads its result from the checkpoint: nothing trained, no new logs
+    again = train(make_config(trainer={"epochs": 3}), ckpt_path="last")
+    assert (again.best_checkpoint, again.epochs, again.history) == (
+        resumed.best_checkpoint,
+        3,
+        resumed.history,
+    )
+    assert again.best_val_loss == pytest.approx(resumed.best_val_loss)
+    assert again.val_losses == pytest.approx(resumed.val_losses)
+    assert again.seconds == 0.0 and again.train_samples_per_s == 0.0
+    assert len(list(Path(resumed.log_dir).parent.iterdir())) == 2  # version_0 and version_1 only
 
 
 def test_separate_validation_set_and_fresh_noise(make_config, tiny_val):

@@ -216,6 +216,44 @@ def _history_callback() -> Any:
     return TrainingHistory()
 
 
+def _finished_run(resume: Path, config: TrainConfig) -> TrainResult | None:
+    """The result of a run whose checkpoint ``resume`` already completed ``config``'s epochs with
+    the same config, read from the checkpoint without rebuilding data or a Trainer (resuming it
+    through Lightning would load the whole dataset only to find nothing left to do); else None.
+    ``seconds`` and ``train_samples_per_s`` are 0: this call trained nothing."""
+    ckpt = torch.load(resume, map_location="cpu", weights_only=True)
+    saved = ckpt.get("hyper_parameters", {}).get("config")
+    if saved is None or int(ckpt.get("epoch", -1)) + 1 < config.trainer.epochs:
+        return None
+    try:
+        if resolve_model_config(TrainConfig.from_dict(saved)) != config:
+            return None
+    except ValueError:
+        return None
+    states = ckpt.get("callbacks", {})
+    best_path = next(
+        (v.get("best_model_path") for k, v in states.items() if k.startswith("ModelCheckpoint")), None
+    )
+    history = next((v["history"] for k, v in states.items() if "TrainingHistory" in k), [])
+    if not best_path or not Path(best_path).is_file():
+        return None
+    best = min((e for e in history if "val_loss" in e), key=lambda e: e["val_loss"], default={})
+    prefix = "val_loss/"
+    return TrainResult(
+        best_checkpoint=str(best_path),
+        last_checkpoint=str(resume),
+        best_val_loss=float(best.get("val_loss", float("nan"))),
+        best_epoch=int(best.get("epoch", -1)),
+        val_losses={k[len(prefix) :]: v for k, v in best.items() if k.startswith(prefix)},
+        epochs=int(ckpt["epoch"]) + 1,  # the checkpoint stores the 0-based index of its last epoch
+        seconds=0.0,
+        train_samples_per_s=0.0,
+        out_dir=str(config.trainer.out_dir),
+        log_dir="",
+        history=[dict(e) for e in history],
+    )
+
+
 def train(
     config: TrainConfig | Mapping[str, Any],
     *,
@@ -240,7 +278,12 @@ def train(
         config = TrainConfig.from_dict(config)
     config = resolve_model_config(config)
     t, out = config.trainer, Path(config.trainer.out_dir)
+    callbacks = list(callbacks)
     resume = _resolve_checkpoint(ckpt_path, out)
+    if resume is not None and not callbacks:
+        finished = _finished_run(resume, config)
+        if finished is not None:
+            return finished
     scaler, frame = None, None
     if resume is not None:  # keep the label scaling, frame (and model) the checkpoint was trained with
         saved = torch.load(resume, map_location="cpu", weights_only=True)["hyper_parameters"]
