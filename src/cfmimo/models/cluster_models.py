@@ -17,7 +17,8 @@ Registered models (all with L = ``ModelConfig.num_aps`` = 16, d_mod = 64, 4 head
 at those values, asserted in the tests):
 
 - "elu_cosformer": 2 pre-norm ``attention.EncoderLayer`` (eqs. (12)-(14)) with cosFormer attention
-  (eqs. (22)-(27)) and φ = ELU + 1 (eq. (28) shifted to be positive; ``attention``), ff 4 d_mod = 256, dropout 0.1 -> 103,378 (Table IV).
+  (eqs. (22)-(27)) and φ = ELU + 1 (eq. (28) shifted to be positive; ``attention``), ff 4 d_mod
+  = 256, dropout 0.1 -> 103,378 (Table IV).
 - "cosformer_cluster": the same with φ = ReLU (the original cosFormer) -> 103,378 (Table IV).
 - "performer_cluster": the same layers with FAVOR+ attention, F = ``features`` = 256 random
   features, layer i seeded with i (fixed buffers, not parameters) -> 103,378 (Table IV).
@@ -31,8 +32,8 @@ at those values, asserted in the tests):
 
 Defaults follow the rule of ``token_models``: a ``ModelConfig`` field the config does not set
 explicitly takes the model's default (above; dropout 0.1 for all five, the activation "elu1"
-(ELU + 1, see ``attention``) / "relu" for the two cosFormers); a field set explicitly always wins; ``model.config`` is the
-resolved config.
+(ELU + 1, see ``attention``) / "relu" for the two cosFormers); a field set explicitly always wins;
+``model.config`` is the resolved config.
 
 Padding. Padded UEs (``ue_mask`` False) are excluded as keys of every attention, normalizers
 included, so they never change the outputs of the real UEs; their mask scores are set to 0 (never
