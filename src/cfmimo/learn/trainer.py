@@ -216,6 +216,11 @@ def _history_callback() -> Any:
     return TrainingHistory()
 
 
+def _best_entry(history: list[dict[str, float]]) -> dict[str, float]:
+    """The history entry of the epoch with the lowest validation loss ({} without validation)."""
+    return min((e for e in history if "val_loss" in e), key=lambda e: e["val_loss"], default={})
+
+
 def _finished_run(resume: Path, config: TrainConfig) -> TrainResult | None:
     """The result of a run whose checkpoint ``resume`` already completed ``config``'s epochs with
     the same config, read from the checkpoint without rebuilding data or a Trainer (resuming it
@@ -237,7 +242,7 @@ def _finished_run(resume: Path, config: TrainConfig) -> TrainResult | None:
     history = next((v["history"] for k, v in states.items() if "TrainingHistory" in k), [])
     if not best_path or not Path(best_path).is_file():
         return None
-    best = min((e for e in history if "val_loss" in e), key=lambda e: e["val_loss"], default={})
+    best = _best_entry(history)
     prefix = "val_loss/"
     return TrainResult(
         best_checkpoint=str(best_path),
@@ -365,7 +370,7 @@ def train(
     best_score = checkpoint.best_model_score
     best_val = float(best_score) if best_score is not None else float("nan")
     entries = history.history
-    best = min((e for e in entries if "val_loss" in e), key=lambda e: e["val_loss"], default={})
+    best = _best_entry(entries)
     sizes = [f"K={K},L={L}" for K, L in sorted(data.val)]
     throughput = history.train_samples * trainer.world_size / max(history.train_seconds, 1e-9)
     return TrainResult(
