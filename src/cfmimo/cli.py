@@ -163,13 +163,16 @@ def data_generate(
     workers: Annotated[
         int | None, typer.Option(min=1, help="LocalCluster workers (default: CPU count).")
     ] = None,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, max=3600, help="Seconds to wait for a remote Dask scheduler before giving up."),
+    ] = 10.0,
 ) -> None:
     """Generate a sharded HDF5 dataset in parallel (deterministic, resumable)."""
-    import yaml
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cfmimo.data.generation import run_generation
-    from cfmimo.data.spec import DatasetSpec, dataset_preset
+    from cfmimo.data.spec import DatasetSpec, dataset_preset, load_spec_file
 
     overrides = {
         k: v
@@ -178,7 +181,7 @@ def data_generate(
     }
     try:
         if spec_file is not None:
-            base = DatasetSpec.model_validate(yaml.safe_load(spec_file.read_text())).model_dump()
+            base = load_spec_file(spec_file).model_dump()
         elif dataset is not None:
             base = dataset_preset(dataset).model_dump()
         else:
@@ -214,8 +217,15 @@ def data_generate(
             bar.update(task, advance=n, rate=f"{started[1] / elapsed:.1f} samples/s")
 
         try:
-            summary = run_generation(spec, out, scheduler=scheduler, workers=workers, progress=advance)
-        except ValueError as err:
+            summary = run_generation(
+                spec,
+                out,
+                scheduler=scheduler,
+                workers=workers,
+                progress=advance,
+                connect_timeout_s=connect_timeout,
+            )
+        except (ValueError, OSError) as err:
             raise typer.BadParameter(str(err)) from None
     console.print(
         f"{summary['new_samples']} new samples ({summary['total_samples']} in the dataset) in "
@@ -227,7 +237,11 @@ def data_generate(
 def data_inspect(
     folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
     verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Check every shard's checksum.")
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Check every shard's SHA-256 against the manifest (--no-verify: trust the files).",
+        ),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:

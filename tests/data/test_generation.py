@@ -117,7 +117,7 @@ def test_corrupt_and_missing_shards_are_named(tmp_path):
     arrays, _ = read_shard(path)
     with h5py.File(path, "r+") as f:  # bit rot in one stored value
         f["p_ul"][0, 0] = f["p_ul"][0, 0] + 1.0
-    with pytest.raises(ValueError, match=rf"corrupt shard .*{path.name}: checksum"):
+    with pytest.raises(ValueError, match=rf"corrupt shard .*{path.name}: its SHA-256"):
         load_dataset(tmp_path)
     with pytest.raises(ValueError, match=path.name):  # resuming does not silently overwrite
         run_generation(_spec(samples=4), tmp_path, scheduler="sync")

@@ -17,14 +17,27 @@ existing cluster (e.g. started with dask-jobqueue on SLURM, or on Kubernetes); `
 this process (debugging). Workers return arrays and this process writes the files, so a remote
 cluster needs no shared filesystem. Each shard is computed with one torch thread, which makes
 the arrays bit-identical whatever the number of workers.
+
+A sample's arrays depend only on (spec, K, L, index), bitwise, whatever the shard size or the
+samples computed alongside it: each sample's network (positions, gains, the local-scattering
+quadrature of its correlation matrices, pilots, clusters) is built on its own, the UatF sums run
+over realization chunks fixed by (K, L, N, T) (never by the batch), and the solver freezes each
+sample at its own convergence. What remains batched (per-matrix LAPACK, matmuls of fixed per-sample
+shapes, elementwise ops) does not mix samples. Tested: shard_size 7 vs 60, bit-identical.
+
+One process writes a folder at a time (``storage.dataset_lock``); a second gets a clear error.
+A remote scheduler is contacted (with ``connect_timeout_s``) before the folder is touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +47,34 @@ import torch
 from cfmimo import __version__
 from cfmimo.data.spec import DatasetSpec, ShardTask
 from cfmimo.data.storage import (
+    LOCK,
+    MANIFEST,
+    atomic_write_bytes,
+    check_shard,
+    dataset_lock,
+    encode_shard,
     ensure_manifest,
+    expected_attributes,
+    file_sha256,
     read_shard,
     remove_stale_temporaries,
     shard_name,
-    spec_hash,
-    write_shard,
+    write_manifest,
 )
 from cfmimo.policies.classical.power import MaxMinClosedForm
-from cfmimo.problems.maxmin_power import MaxMinPower, power_instance
-from cfmimo.sim.network import ChannelState, Network, sample_channel_state, sample_networks
+from cfmimo.problems.maxmin_power import MaxMinPower, PowerInstance, dl_constraints
+from cfmimo.sim.network import (
+    SETUP_TENSORS,
+    ChannelState,
+    Network,
+    network_statistics,
+    sample_channel_state,
+    sample_networks,
+)
 
 COMPUTE_BATCH = 64  # setups processed at once inside a shard (memory); does not change results
+STATISTICS_CHUNK_BYTES = 512 * 2**20  # realization chunk bound for a full COMPUTE_BATCH (memory)
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
 
 
 @contextmanager
@@ -58,10 +87,46 @@ def _single_thread():
         torch.set_num_threads(previous)
 
 
+def _concat_networks(nets: list[Network]) -> Network:
+    """One batched Network from single-sample ones (same scenario and seed)."""
+    first = nets[0]
+    fields = {name: torch.cat([getattr(n, name) for n in nets]) for name in SETUP_TENSORS}
+    indices = tuple(i for n in nets for i in n.indices)
+    return replace(first, indices=indices, **fields)
+
+
+def sample_networks_per_sample(spec: DatasetSpec, K: int, L: int, index: int, count: int) -> Network:
+    """Samples index..index+count-1 of group (K, L), each built on its own (batch size 1), so the
+    result is bitwise independent of ``count`` (the correlation quadrature is a matrix-vector
+    product whose summation order depends on how many links it covers)."""
+    scenario, seed = spec.group_scenario(K, L), spec.group_seed(K, L)
+    return _concat_networks(
+        [sample_networks(scenario, 1, seed=seed, first_index=i) for i in range(index, index + count)]
+    )
+
+
+def statistics_chunk(spec: DatasetSpec, K: int, L: int) -> int:
+    """Realizations per UatF chunk: fixed by (K, L, T) so sums over realizations are associated the
+    same way whatever the batch; sized so a full COMPUTE_BATCH stays within ~512 MiB."""
+    per_realization = COMPUTE_BATCH * (K**3 + L * K * K) * 8 * 4  # complex64 Gram temporaries
+    return max(1, min(spec.scenario.realizations, STATISTICS_CHUNK_BYTES // per_realization))
+
+
 def regenerate(spec: DatasetSpec, K: int, L: int, index: int, count: int = 1) -> tuple[Network, ChannelState]:
-    """The networks and channel states of samples index..index+count-1 of group (K, L)."""
-    net = sample_networks(spec.group_scenario(K, L), count, seed=spec.group_seed(K, L), first_index=index)
+    """The networks and channel states of samples index..index+count-1 of group (K, L), bitwise
+    those ``generate_shard`` used."""
+    net = sample_networks_per_sample(spec, K, L, index, count)
     return net, sample_channel_state(net)
+
+
+def _power_instance(spec: DatasetSpec, net: Network, state: ChannelState, K: int, L: int) -> PowerInstance:
+    """``problems.maxmin_power.power_instance`` with the fixed realization chunk."""
+    sc = net.scenario
+    constraint = spec.dl_constraint or ("sum" if sc.dl_normalization == "per_realization" else "per_ap")
+    ul, dl = network_statistics(net, state, spec.combiner, chunk=statistics_chunk(spec, K, L))
+    weights, budget = dl_constraints(sc, dl, constraint)
+    ul_budget = torch.full(net.pilot.shape, sc.ul_power_mw, dtype=ul.signal.dtype, device=ul.signal.device)
+    return PowerInstance(net, ul, dl, ul_budget, weights, budget, constraint, sc.prelog_ul, sc.prelog_dl)
 
 
 def generate_shard(spec: DatasetSpec, task: ShardTask) -> dict[str, np.ndarray]:
@@ -72,12 +137,7 @@ def generate_shard(spec: DatasetSpec, task: ShardTask) -> dict[str, np.ndarray]:
         for offset in range(0, task.count, COMPUTE_BATCH):
             size = min(COMPUTE_BATCH, task.count - offset)
             start = task.start + offset
-            net = sample_networks(
-                spec.group_scenario(task.K, task.L),
-                size,
-                seed=spec.group_seed(task.K, task.L),
-                first_index=start,
-            )
+            net = sample_networks_per_sample(spec, task.K, task.L, start, size)
             out = {
                 "ap_positions": net.ap_positions,
                 "ue_positions": net.ue_positions,
@@ -87,9 +147,7 @@ def generate_shard(spec: DatasetSpec, task: ShardTask) -> dict[str, np.ndarray]:
                 "sample_index": torch.arange(start, start + size, dtype=torch.int64),
             }
             if spec.labels:
-                inst = power_instance(
-                    net, sample_channel_state(net), combiner=spec.combiner, dl_constraint=spec.dl_constraint
-                )
+                inst = _power_instance(spec, net, sample_channel_state(net), task.K, task.L)
                 alloc = solver(inst)
                 m = problem.metrics(inst, alloc)
                 ul, dl = inst.uplink, inst.downlink
@@ -110,32 +168,78 @@ def generate_shard(spec: DatasetSpec, task: ShardTask) -> dict[str, np.ndarray]:
 
 
 def shard_attributes(spec: DatasetSpec, task: ShardTask) -> dict[str, Any]:
-    return {
-        "K": task.K,
-        "L": task.L,
-        "start": task.start,
-        "count": task.count,
-        "seed": spec.seed,
-        "group_seed": spec.group_seed(task.K, task.L),
-        "spec_hash": spec_hash(spec.identity()),
-        "scenario": spec.group_scenario(task.K, task.L).model_dump_json(),
-        "cfmimo": __version__,
-    }
+    return {**expected_attributes(spec, task), "cfmimo": __version__}
 
 
-def _shard_is_done(folder: Path, spec: DatasetSpec, task: ShardTask) -> bool:
+def _shard_is_done(folder: Path, spec: DatasetSpec, task: ShardTask, recorded: dict[str, str]) -> bool:
     path = folder / shard_name(task.K, task.L, task.start)
     if not path.exists():
         return False
-    _, attrs = read_shard(path)  # raises, naming the file, if corrupt
-    if attrs.get("spec_hash") != spec_hash(spec.identity()):
-        raise ValueError(f"shard {path} belongs to another dataset (spec hash {attrs.get('spec_hash')})")
+    if path.name not in recorded:
+        # renamed into place only after its checksum was recorded, so cfmimo did not write this file
+        raise ValueError(
+            f"shard {path} is not recorded in the manifest {folder / MANIFEST}: cfmimo did not write it; "
+            "move it away and re-run"
+        )
+    arrays, attrs = read_shard(path, sha256=recorded[path.name])  # raises, naming the file, if corrupt
+    check_shard(path, arrays, attrs, expected_attributes(spec, task), spec.labels)
     return True
 
 
 def _compute(spec_json: dict, task: ShardTask) -> tuple[ShardTask, dict[str, np.ndarray]]:
     """Worker entry point (top-level so Dask can ship it)."""
     return task, generate_shard(DatasetSpec.model_validate(spec_json), task)
+
+
+_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
+
+
+def _check_scheduler(scheduler: Any, workers: Any, connect_timeout_s: Any) -> None:
+    if not isinstance(scheduler, str) or not (
+        scheduler in ("local", "sync") or (scheduler.startswith(_SCHEMES) and len(scheduler) > 8)
+    ):
+        raise ValueError(
+            f"scheduler must be 'local', 'sync' or a Dask scheduler address like tcp://host:8786, got {scheduler!r}"
+        )
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if (
+        isinstance(connect_timeout_s, bool)
+        or not isinstance(connect_timeout_s, (int, float))
+        or not 0 < connect_timeout_s <= 3600
+    ):
+        raise ValueError(
+            f"connect_timeout_s must be a number of seconds in (0, 3600], got {connect_timeout_s!r}"
+        )
+
+
+def _connect(scheduler: str, workers: int | None, connect_timeout_s: float):
+    """(client, cluster or None) for a 'local' or remote scheduler; ValueError if unreachable."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError(
+            f"scheduler {scheduler!r} needs Dask: pip install 'cfmimo[parallel]' (or use scheduler 'sync')"
+        ) from None
+    if scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        try:
+            return Client(cluster), cluster
+        except BaseException:
+            cluster.close()
+            raise
+    try:
+        return Client(scheduler, timeout=connect_timeout_s), None
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ValueError(
+            f"cannot reach the Dask scheduler {scheduler} within {connect_timeout_s:g} s "
+            f"(connect_timeout_s / --connect-timeout): {type(err).__name__}: {err}"
+        ) from None
 
 
 def run_generation(
@@ -146,72 +250,93 @@ def run_generation(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     stop_after: int | None = None,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Generate the missing shards of ``spec`` into ``folder``; returns a summary.
 
     ``scheduler``: "local" (LocalCluster, ``workers`` processes, default: CPU count), "sync"
-    (this process), or a scheduler address. ``progress(n)`` is called with the samples of each
-    finished shard. ``stop_after`` stops after that many new shards (tests of resumption).
+    (this process), or a scheduler address (reached within ``connect_timeout_s`` seconds, before
+    the folder is created). ``progress(n)`` is called with the samples of each finished shard.
+    ``stop_after`` stops after that many new shards (tests of resumption). Raises ValueError if
+    another process is writing ``folder``, or if it holds another dataset or a corrupt shard.
     """
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"spec must be a DatasetSpec, got {type(spec).__name__}")
+    _check_scheduler(scheduler, workers, connect_timeout_s)
     folder = Path(folder)
-    ensure_manifest(folder, spec.identity(), __version__)
-    remove_stale_temporaries(folder)
-    todo = [t for t in spec.plan() if not _shard_is_done(folder, spec, t)]
-    if stop_after is not None:
-        todo = todo[:stop_after]
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"dataset folder {folder} exists and is not a folder")
+    if not folder.parent.is_dir():
+        raise ValueError(f"the parent folder of the dataset folder {folder} does not exist")
+    client = cluster = None
+    if scheduler not in ("local", "sync"):  # reach the scheduler before touching the folder
+        client, cluster = _connect(scheduler, workers, connect_timeout_s)
+    created = not folder.exists()
     start = time.perf_counter()
     written = 0
-
-    def store(task: ShardTask, arrays: dict[str, np.ndarray]) -> None:
-        nonlocal written
-        write_shard(folder / shard_name(task.K, task.L, task.start), arrays, shard_attributes(spec, task))
-        written += task.count
-        if progress is not None:
-            progress(task.count)
-
-    if todo and scheduler == "sync":
-        for task in todo:
-            store(task, generate_shard(spec, task))
-    elif todo:
-        try:
-            from dask.distributed import Client, LocalCluster, as_completed
-        except ImportError:
-            raise ValueError(
-                f"scheduler {scheduler!r} needs Dask: pip install 'cfmimo[parallel]' (or use scheduler 'sync')"
-            ) from None
-
-        cluster = None
-        if scheduler == "local":
-            cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
+    try:
+        folder.mkdir(exist_ok=True)
+        with dataset_lock(folder):
+            manifest = ensure_manifest(folder, spec.identity(), __version__)
+            remove_stale_temporaries(folder)
+            recorded: dict[str, str] = dict(manifest["shards"])
+            todo: Iterator[ShardTask] = (
+                t for t in spec.iter_plan() if not _shard_is_done(folder, spec, t, recorded)
             )
-            client = Client(cluster)
-        else:
-            client = Client(scheduler)
-        try:
-            spec_json = spec.identity()
-            # Largest shards first so the tail of the run stays busy.
-            ordered = sorted(todo, key=lambda t: -(t.count * t.K * t.L))
-            futures = [client.submit(_compute, spec_json, t, pure=False) for t in ordered]
-            for future in as_completed(futures):
-                task, arrays = future.result()
-                store(task, arrays)
-                future.release()
-        finally:
+            pending = list(todo) if stop_after is None else list(itertools.islice(todo, stop_after))
+
+            def store(task: ShardTask, arrays: dict[str, np.ndarray]) -> None:
+                nonlocal written
+                name = shard_name(task.K, task.L, task.start)
+                data = encode_shard(arrays, shard_attributes(spec, task))
+                recorded[name] = file_sha256(data)
+                write_manifest(folder, {**manifest, "shards": recorded})  # checksum first, then the file
+                atomic_write_bytes(folder / name, data)
+                written += task.count
+                if progress is not None:
+                    progress(task.count)
+
+            if pending and scheduler == "sync":
+                for task in pending:
+                    store(task, generate_shard(spec, task))
+            elif pending:
+                if client is None:
+                    client, cluster = _connect(scheduler, workers, connect_timeout_s)
+                from dask.distributed import as_completed
+
+                spec_json = spec.identity()
+                # Largest shards first so the tail of the run stays busy.
+                ordered = sorted(pending, key=lambda t: -(t.count * t.K * t.L))
+                futures = [client.submit(_compute, spec_json, t, pure=False) for t in ordered]
+                for future in as_completed(futures):
+                    task, arrays = future.result()
+                    store(task, arrays)
+                    future.release()
+    except BaseException:
+        if created and written == 0:  # leave no half-made dataset folder behind
+            for name in (MANIFEST, LOCK):
+                (folder / name).unlink(missing_ok=True)
+            if folder.is_dir():
+                remove_stale_temporaries(folder)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty: never delete what is not ours
+        raise
+    finally:
+        if client is not None:
             client.close()
-            if cluster is not None:
-                cluster.close()
+        if cluster is not None:
+            cluster.close()
     seconds = time.perf_counter() - start
-    total = sum(t.count for t in spec.plan())
-    missing = [t for t in spec.plan() if not (folder / shard_name(t.K, t.L, t.start)).exists()]
+    total = len(spec.sizes) * spec.samples
+    complete = all(
+        shard_name(t.K, t.L, t.start) in recorded and (folder / shard_name(t.K, t.L, t.start)).exists()
+        for t in spec.iter_plan()
+    )
     return {
         "folder": str(folder),
         "new_samples": written,
         "total_samples": total,
         "seconds": seconds,
         "samples_per_s": written / seconds if seconds > 0 and written else 0.0,
-        "complete": not missing,
+        "complete": complete,
     }

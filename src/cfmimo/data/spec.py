@@ -8,10 +8,13 @@ index range, so the plan, and therefore every array, is independent of worker co
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cfmimo.config import Scenario, preset
 from cfmimo.rng import stream_seed
@@ -27,6 +30,11 @@ class ShardTask:
     count: int
 
 
+#: at most this many shard files per dataset (a bound that keeps a bad spec or manifest from
+#: starting a walk over billions of shards)
+MAX_SHARDS = 1_000_000
+
+
 class DatasetSpec(BaseModel):
     """A labelled (or unlabelled) dataset. ``scenario`` gives everything but K and L."""
 
@@ -37,7 +45,7 @@ class DatasetSpec(BaseModel):
         description="(K, L) groups"
     )
     samples: Annotated[int, Field(gt=0)] = Field(description="samples per (K, L) group")
-    seed: int = 0
+    seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] = 0  # stored as an int64 shard attribute
     shard_size: Annotated[int, Field(gt=0)] = 500
     labels: bool = Field(True, description="store UatF statistics and max-min labels")
     combiner: Literal["mmse", "pmmse", "przf", "mr"] = "mmse"
@@ -52,18 +60,36 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"sizes has repeated (K, L) pairs: {v}")
         return v
 
+    @model_validator(mode="after")
+    def _bounded_plan(self) -> DatasetSpec:
+        if self.shard_count() > MAX_SHARDS:
+            raise ValueError(
+                f"samples = {self.samples} with shard_size = {self.shard_size} over {len(self.sizes)} "
+                f"(K, L) groups makes {self.shard_count()} shard files, more than {MAX_SHARDS}: "
+                "lower samples or raise shard_size"
+            )
+        if self.samples >= 2**62:
+            raise ValueError(f"samples = {self.samples} is too large (sample indices are int64)")
+        return self
+
+    def shard_count(self) -> int:
+        """Number of shard files (computed, not by building the plan)."""
+        return len(self.sizes) * -(-self.samples // self.shard_size)
+
     def group_seed(self, K: int, L: int) -> int:
         return stream_seed(self.seed, f"dataset/K={K}/L={L}")
 
     def group_scenario(self, K: int, L: int) -> Scenario:
         return self.scenario.with_(K=K, L=L)
 
+    def iter_plan(self) -> Iterator[ShardTask]:
+        """The shards, lazily, in (sizes order, start) order."""
+        for K, L in self.sizes:
+            for start in range(0, self.samples, self.shard_size):
+                yield ShardTask(K, L, start, min(self.shard_size, self.samples - start))
+
     def plan(self) -> list[ShardTask]:
-        return [
-            ShardTask(K, L, start, min(self.shard_size, self.samples - start))
-            for K, L in self.sizes
-            for start in range(0, self.samples, self.shard_size)
-        ]
+        return list(self.iter_plan())
 
     def identity(self) -> dict[str, Any]:
         """The JSON that defines the content (what the manifest stores and compares)."""
@@ -110,3 +136,34 @@ def dataset_preset(name: str, **overrides: Any) -> DatasetSpec:
         )
     base = DATASET_PRESETS[name]()
     return DatasetSpec.model_validate({**base.model_dump(), **overrides})
+
+
+def load_spec_file(path: str | os.PathLike) -> DatasetSpec:
+    """A DatasetSpec from a YAML file; ValueError naming the file on any problem."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"spec file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"spec file {path} is a directory") from None
+    except OSError as err:
+        raise ValueError(f"spec file {path} is unreadable: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"spec file {path} is not UTF-8 text (byte {err.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"spec file {path} is not valid YAML: {err}") from None
+    except RecursionError:
+        raise ValueError(f"spec file {path} is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"spec file {path} must hold a mapping (scenario, sizes, samples, ...), got {type(data).__name__}"
+        )
+    try:
+        return DatasetSpec.model_validate(data)
+    except ValueError as err:
+        raise ValueError(f"spec file {path}: {err}") from None
