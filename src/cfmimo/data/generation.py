@@ -235,10 +235,10 @@ def _connect(scheduler: str, workers: int | None, connect_timeout_s: float):
             raise
     try:
         return Client(scheduler, timeout=connect_timeout_s), None
-    except (OSError, TimeoutError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - refused, timed out, or something else answered there
         raise ValueError(
-            f"cannot reach the Dask scheduler {scheduler} within {connect_timeout_s:g} s "
-            f"(connect_timeout_s / --connect-timeout): {type(err).__name__}: {err}"
+            f"cannot connect to the Dask scheduler {scheduler} (timeout {connect_timeout_s:g} s, "
+            f"connect_timeout_s / --connect-timeout): {type(err).__name__}: {err}"
         ) from None
 
 
