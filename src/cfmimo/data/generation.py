@@ -235,7 +235,7 @@ def _connect(scheduler: str, workers: int | None, connect_timeout_s: float):
             raise
     try:
         return Client(scheduler, timeout=connect_timeout_s), None
-    except Exception as err:  # noqa: BLE001 - refused, timed out, or something else answered there
+    except Exception as err:  # refused, timed out, or something else answered there
         raise ValueError(
             f"cannot connect to the Dask scheduler {scheduler} (timeout {connect_timeout_s:g} s, "
             f"connect_timeout_s / --connect-timeout): {type(err).__name__}: {err}"
