@@ -246,6 +246,8 @@ def data_inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Counts per (K, L), label statistics and the dataset's configuration."""
+    import math
+
     from cfmimo.data.storage import load_dataset
 
     try:
@@ -259,7 +261,8 @@ def data_inspect(
         for name in ("p_ul", "p_dl", "se_ul", "se_dl"):
             if name in g:
                 x = g[name].double()
-                row[name] = {"mean": x.mean().item(), "min": x.min().item(), "max": x.max().item()}
+                stats = {"mean": x.mean().item(), "min": x.min().item(), "max": x.max().item()}
+                row[name] = {k: v if math.isfinite(v) else None for k, v in stats.items()}  # valid JSON
         groups[f"K={k},L={l}"] = row
     summary = {
         "folder": str(folder),
@@ -281,7 +284,9 @@ def data_inspect(
         table.add_column(col, justify="right")
     for (k, l), g in sorted(content.groups.items()):
         r = groups[f"K={k},L={l}"]
-        cells = [f"{r[n]['mean']:.2f}" if n in r else "-" for n in ("p_ul", "p_dl")]
+        cells = [
+            f"{r[n]['mean']:.2f}" if n in r and r[n]["mean"] is not None else "-" for n in ("p_ul", "p_dl")
+        ]
         mins = [f"{g[n].amin(-1).double().mean().item():.3f}" if n in g else "-" for n in ("se_ul", "se_dl")]
         table.add_row(str(k), str(l), str(r["samples"]), *cells, *mins)
     console.print(table)

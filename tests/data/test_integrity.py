@@ -337,3 +337,46 @@ def test_a_failed_start_removes_the_folder_it_created(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         run_generation(_spec(), tmp_path / "ds", scheduler="local")
     assert not (tmp_path / "ds").exists()
+
+
+def test_non_finite_arrays_are_never_stored(tmp_path, monkeypatch):
+    import cfmimo.data.generation as generation
+
+    real = generation.generate_shard
+
+    def with_nan(spec, task):
+        arrays = real(spec, task)
+        if task.start == 4:
+            arrays["p_dl"][1, 0] = np.nan
+        return arrays
+
+    monkeypatch.setattr(generation, "generate_shard", with_nan)
+    folder = tmp_path / "ds"
+    with pytest.raises(
+        ValueError, match=r"K003-L004-0000004.h5: p_dl of sample 5 of group \(K=3, L=4\) is not finite"
+    ):
+        run_generation(_spec(sizes=[(3, 4)]), folder, scheduler="sync")
+    assert sorted(read_manifest(folder)["shards"]) == [shard_name(3, 4, 0)]  # the first shard only
+    assert not (folder / shard_name(3, 4, 4)).exists()
+
+
+def test_inspect_json_stays_valid_json_with_non_finite_labels(small, tmp_path):
+    from typer.testing import CliRunner
+
+    from cfmimo.cli import app
+    from cfmimo.data.storage import encode_shard, read_shard
+
+    folder = _copy(small, tmp_path / "ds")
+    name = shard_name(3, 4, 0)
+    arrays, attrs = read_shard(folder / name)
+    arrays["se_ul"][:] = np.inf  # a file that verifies (as if written so), whose labels are not finite
+    data = encode_shard(arrays, {k: v for k, v in attrs.items() if k != "checksum"})
+    (folder / name).write_bytes(data)
+    body = _raw(folder)
+    body["shards"][name] = file_sha256(data)
+    write_manifest(folder, body)
+    result = CliRunner().invoke(app, ["data", "inspect", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output, parse_constant=pytest.fail)  # strict JSON: no NaN/Infinity
+    assert summary["groups"]["K=3,L=4"]["se_ul"]["max"] is None
+    assert summary["groups"]["K=3,L=4"]["p_ul"]["max"] > 0

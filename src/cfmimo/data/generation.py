@@ -288,6 +288,15 @@ def run_generation(
             def store(task: ShardTask, arrays: dict[str, np.ndarray]) -> None:
                 nonlocal written
                 name = shard_name(task.K, task.L, task.start)
+                expected = expected_attributes(spec, task)
+                check_shard(folder / name, arrays, expected, expected, spec.labels)  # what readers accept
+                for field, a in arrays.items():
+                    if a.dtype.kind == "f" and not np.isfinite(a).all():
+                        bad = int(np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(1))[0])
+                        raise ValueError(
+                            f"shard {folder / name}: {field} of sample {task.start + bad} of group "
+                            f"(K={task.K}, L={task.L}) is not finite; refusing to store it"
+                        )
                 data = encode_shard(arrays, shard_attributes(spec, task))
                 recorded[name] = file_sha256(data)
                 write_manifest(folder, {**manifest, "shards": recorded})  # checksum first, then the file
