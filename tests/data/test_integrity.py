@@ -217,28 +217,32 @@ def test_lock_refuses_a_second_writer_and_keeps_its_temporaries(tmp_path):
 
 def test_two_concurrent_generate_processes(tmp_path):
     """Two real writers into one folder: one finishes the dataset, the other gets the lock error."""
-    folder = tmp_path / "ds"
+    folder, release = tmp_path / "ds", tmp_path / "release"
     code = (
         "import sys, time\n"
+        "from pathlib import Path\n"
         "from cfmimo.data.spec import DatasetSpec\nfrom cfmimo.data.generation import run_generation\n"
         "spec = DatasetSpec.model_validate_json(sys.argv[2])\n"
+        "def hold(n):  # the winner keeps the lock until the test has seen the loser's answer\n"
+        "    deadline = time.time() + 120\n"
+        "    while not Path(sys.argv[3]).exists() and time.time() < deadline:\n"
+        "        time.sleep(0.02)\n"
         "try:\n"
-        "    run_generation(spec, sys.argv[1], scheduler='sync', progress=lambda n: time.sleep(2.0))\n"
+        "    run_generation(spec, sys.argv[1], scheduler='sync', progress=hold)\n"
         "    print('done')\n"
         "except ValueError as err:\n"
         "    print('refused:', err)\n"
     )
     spec = _spec()
-    args = [sys.executable, "-c", code, str(folder), spec.model_dump_json()]
-    # both start together; the winner holds the lock for >= 4 shards x 2 s, longer than the
-    # difference in start-up times, so the other one arrives while the lock is held
-    first = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    second = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    out_first = first.communicate(timeout=120)[0]
-    out_second = second.communicate(timeout=120)[0]
-    outcomes = sorted([out_first.strip()[:8], out_second.strip()[:8]])
-    assert outcomes == ["done", "refused:"], (out_first, out_second)
-    assert "being written by another" in (out_first + out_second)
+    args = [sys.executable, "-c", code, str(folder), spec.model_dump_json(), str(release)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    deadline = time.time() + 120
+    while all(p.poll() is None for p in procs) and time.time() < deadline:
+        time.sleep(0.02)
+    release.touch()
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert sorted(o[:8] for o in outputs) == ["done", "refused:"], outputs
+    assert "being written by another" in " ".join(outputs)
     assert not list(folder.glob(".*.tmp-*"))
     reference = tmp_path / "ref"
     run_generation(spec, reference, scheduler="sync")
