@@ -242,6 +242,14 @@ def _connect(scheduler: str, workers: int | None, connect_timeout_s: float):
         ) from None
 
 
+def _remove_unfinished(folder: Path) -> None:
+    for name in (MANIFEST, LOCK):
+        (folder / name).unlink(missing_ok=True)
+    remove_stale_temporaries(folder)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only if empty: never delete what is not ours
+
+
 def run_generation(
     spec: DatasetSpec,
     folder: str | os.PathLike,
@@ -277,59 +285,57 @@ def run_generation(
     try:
         folder.mkdir(exist_ok=True)
         with dataset_lock(folder):
-            manifest = ensure_manifest(folder, spec.identity(), __version__)
-            remove_stale_temporaries(folder)
-            recorded: dict[str, str] = dict(manifest["shards"])
-            todo: Iterator[ShardTask] = (
-                t for t in spec.iter_plan() if not _shard_is_done(folder, spec, t, recorded)
-            )
-            pending = list(todo) if stop_after is None else list(itertools.islice(todo, stop_after))
-
-            def store(task: ShardTask, arrays: dict[str, np.ndarray]) -> None:
-                nonlocal written
-                name = shard_name(task.K, task.L, task.start)
-                expected = expected_attributes(spec, task)
-                check_shard(folder / name, arrays, expected, expected, spec.labels)  # what readers accept
-                for field, a in arrays.items():
-                    if a.dtype.kind == "f" and not np.isfinite(a).all():
-                        bad = int(np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(1))[0])
-                        raise ValueError(
-                            f"shard {folder / name}: {field} of sample {task.start + bad} of group "
-                            f"(K={task.K}, L={task.L}) is not finite; refusing to store it"
-                        )
-                data = encode_shard(arrays, shard_attributes(spec, task))
-                recorded[name] = file_sha256(data)
-                write_manifest(folder, {**manifest, "shards": recorded})  # checksum first, then the file
-                atomic_write_bytes(folder / name, data)
-                written += task.count
-                if progress is not None:
-                    progress(task.count)
-
-            if pending and scheduler == "sync":
-                for task in pending:
-                    store(task, generate_shard(spec, task))
-            elif pending:
-                if client is None:
-                    client, cluster = _connect(scheduler, workers, connect_timeout_s)
-                from dask.distributed import as_completed
-
-                spec_json = spec.identity()
-                # Largest shards first so the tail of the run stays busy.
-                ordered = sorted(pending, key=lambda t: -(t.count * t.K * t.L))
-                futures = [client.submit(_compute, spec_json, t, pure=False) for t in ordered]
-                for future in as_completed(futures):
-                    task, arrays = future.result()
-                    store(task, arrays)
-                    future.release()
-    except BaseException:
-        if created and written == 0:  # leave no half-made dataset folder behind
-            for name in (MANIFEST, LOCK):
-                (folder / name).unlink(missing_ok=True)
-            if folder.is_dir():
+            try:
+                manifest = ensure_manifest(folder, spec.identity(), __version__)
                 remove_stale_temporaries(folder)
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only if empty: never delete what is not ours
-        raise
+                recorded: dict[str, str] = dict(manifest["shards"])
+                todo: Iterator[ShardTask] = (
+                    t for t in spec.iter_plan() if not _shard_is_done(folder, spec, t, recorded)
+                )
+                pending = list(todo) if stop_after is None else list(itertools.islice(todo, stop_after))
+
+                def store(task: ShardTask, arrays: dict[str, np.ndarray]) -> None:
+                    nonlocal written
+                    name = shard_name(task.K, task.L, task.start)
+                    expected = expected_attributes(spec, task)
+                    check_shard(folder / name, arrays, expected, expected, spec.labels)  # what readers accept
+                    for field, a in arrays.items():
+                        if a.dtype.kind == "f" and not np.isfinite(a).all():
+                            bad = int(np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(1))[0])
+                            raise ValueError(
+                                f"shard {folder / name}: {field} of sample {task.start + bad} of group "
+                                f"(K={task.K}, L={task.L}) is not finite; refusing to store it"
+                            )
+                    data = encode_shard(arrays, shard_attributes(spec, task))
+                    recorded[name] = file_sha256(data)
+                    write_manifest(folder, {**manifest, "shards": recorded})  # checksum first, then the file
+                    atomic_write_bytes(folder / name, data)
+                    written += task.count
+                    if progress is not None:
+                        progress(task.count)
+
+                if pending and scheduler == "sync":
+                    for task in pending:
+                        store(task, generate_shard(spec, task))
+                elif pending:
+                    if client is None:
+                        client, cluster = _connect(scheduler, workers, connect_timeout_s)
+                    from dask.distributed import as_completed
+
+                    spec_json = spec.identity()
+                    # Largest shards first so the tail of the run stays busy.
+                    ordered = sorted(pending, key=lambda t: -(t.count * t.K * t.L))
+                    futures = [client.submit(_compute, spec_json, t, pure=False) for t in ordered]
+                    for future in as_completed(futures):
+                        task, arrays = future.result()
+                        store(task, arrays)
+                        future.release()
+            except BaseException:
+                # a run that created the folder and wrote nothing leaves no half-made dataset
+                # behind (cleaned while holding the lock: never another run's files)
+                if created and written == 0:
+                    _remove_unfinished(folder)
+                raise
     finally:
         if client is not None:
             client.close()
