@@ -196,6 +196,8 @@ def data_generate(
         spec = DatasetSpec.model_validate({**base, **overrides})
     except (OSError, ValueError) as err:
         raise typer.BadParameter(str(err)) from None
+    if not out.parent.is_dir():  # checked before any work (the library would create it)
+        raise typer.BadParameter(f"--out {out}: its parent folder {out.parent} does not exist")
     total = len(spec.sizes) * spec.samples
     columns = (
         TextColumn("samples"),

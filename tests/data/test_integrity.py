@@ -339,8 +339,8 @@ def test_a_failed_start_removes_the_folder_it_created(tmp_path, monkeypatch):
 
     monkeypatch.setattr(generation, "_connect", broken)
     with pytest.raises(RuntimeError):
-        run_generation(_spec(), tmp_path / "ds", scheduler="local")
-    assert not (tmp_path / "ds").exists()
+        run_generation(_spec(), tmp_path / "a" / "b" / "ds", scheduler="local")
+    assert list(tmp_path.iterdir()) == []  # the folder and the parents it created are gone
 
 
 def test_non_finite_arrays_are_never_stored(tmp_path, monkeypatch):

@@ -242,12 +242,15 @@ def _connect(scheduler: str, workers: int | None, connect_timeout_s: float):
         ) from None
 
 
-def _remove_unfinished(folder: Path) -> None:
+def _remove_unfinished(created: list[Path]) -> None:
+    """Remove the files of a run that wrote no shard, and the folders it created (deepest first)."""
+    folder = created[0]
     for name in (MANIFEST, LOCK):
         (folder / name).unlink(missing_ok=True)
     remove_stale_temporaries(folder)
-    with contextlib.suppress(OSError):
-        folder.rmdir()  # only if empty: never delete what is not ours
+    for path in created:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only if empty: never delete what is not ours
 
 
 def run_generation(
@@ -274,16 +277,20 @@ def run_generation(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"dataset folder {folder} exists and is not a folder")
-    if not folder.parent.is_dir():
-        raise ValueError(f"the parent folder of the dataset folder {folder} does not exist")
+    blocking = next((p for p in folder.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ValueError(f"dataset folder {folder}: {blocking} is a file, not a folder")
     client = cluster = None
     if scheduler not in ("local", "sync"):  # reach the scheduler before touching the folder
         client, cluster = _connect(scheduler, workers, connect_timeout_s)
-    created = not folder.exists()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     start = time.perf_counter()
     written = 0
     try:
-        folder.mkdir(exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"cannot create the dataset folder {folder}: {err.strerror or err}") from None
         with dataset_lock(folder):
             try:
                 manifest = ensure_manifest(folder, spec.identity(), __version__)
@@ -334,7 +341,7 @@ def run_generation(
                 # a run that created the folder and wrote nothing leaves no half-made dataset
                 # behind (cleaned while holding the lock: never another run's files)
                 if created and written == 0:
-                    _remove_unfinished(folder)
+                    _remove_unfinished(created)
                 raise
     finally:
         if client is not None:
