@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cfmimo import __version__
 from cfmimo.config import Scenario, preset, preset_names
+from cfmimo.yamlio import load_yaml_file
 
 app = typer.Typer(
     help="cfmimo: learning-based resource allocation for cell-free massive MIMO.",
@@ -165,7 +166,6 @@ def data_generate(
     ] = None,
 ) -> None:
     """Generate a sharded HDF5 dataset in parallel (deterministic, resumable)."""
-    import yaml
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cfmimo.data.generation import run_generation
@@ -178,7 +178,13 @@ def data_generate(
     }
     try:
         if spec_file is not None:
-            base = DatasetSpec.model_validate(yaml.safe_load(spec_file.read_text())).model_dump()
+            raw = load_yaml_file(spec_file, "dataset spec")  # safe loader: no aliases, no duplicate keys
+            if not isinstance(raw, dict):
+                raise ValueError(f"dataset spec {spec_file} must hold a mapping, got {type(raw).__name__}")
+            try:
+                base = DatasetSpec.model_validate(raw).model_dump()
+            except ValueError as err:  # pydantic's ValidationError is a ValueError
+                raise ValueError(f"invalid dataset spec {spec_file}: {err}") from None
         elif dataset is not None:
             base = dataset_preset(dataset).model_dump()
         else:

@@ -16,20 +16,61 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cfmimo.yamlio import load_yaml_file
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
+def _accepts_bool(annotation: Any) -> bool:
+    """Whether a field annotation admits a bool (``bool``, ``Any``, or a union/Annotated with one)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_accepts_bool(a) for a in get_args(annotation) if not isinstance(a, (str, int, float)))
+
+
+def reject_bool_numbers(model: type[BaseModel], data: Any, where: str = "") -> None:
+    """ValueError naming the field when a bool is given for a number (pydantic's lax mode reads
+    ``K: true`` as K = 1 and ``ul_power_mw: false`` as 0.0); recurses into nested models.
+
+    Checked before validation, so ``data`` is the raw mapping (e.g. parsed YAML)."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            continue  # unknown fields are reported by pydantic (extra="forbid")
+        name = f"{where}{key}"
+        if isinstance(value, bool) and not _accepts_bool(field.annotation):
+            raise ValueError(f"{name}: a number is required, got the boolean {value!r}")
+        if isinstance(value, dict):
+            for sub in _nested_models(field.annotation):
+                reject_bool_numbers(sub, value, f"{name}.")
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in get_args(annotation) for m in _nested_models(a)]
+
+
 class _Strict(BaseModel):
-    """Base: unknown fields, NaN and infinities are rejected; instances are immutable."""
+    """Base: unknown fields, NaN and infinities are rejected; a bool is not a number; instances
+    are immutable."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        reject_bool_numbers(cls, data)
+        return data
 
 
 # ----------------------------------------------------------------------------- path loss
@@ -203,13 +244,15 @@ class Scenario(_Strict):
     def from_yaml(cls, path: str | os.PathLike) -> Scenario:
         """Read a YAML file; a top-level ``preset:`` key starts from that preset."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise ValueError(f"cannot read scenario file {path}: {err}") from err
+        data = load_yaml_file(path, "scenario file")  # safe loader: no aliases, no duplicate keys
         if not isinstance(data, dict):
             raise ValueError(f"scenario file {path} must hold a mapping, got {type(data).__name__}")
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise ValueError(f"scenario file {path}: field names must be strings, got {bad[0]!r}")
         name = data.pop("preset", None)
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"scenario file {path}: preset must be a preset name, got {name!r}")
         try:
             return preset(name, **data) if name is not None else build_scenario(data)
         except ValueError as err:
@@ -228,7 +271,9 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "scenario"
-        lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        # a model-level error (no location) would echo the whole input: its message names the field
+        got = f" (got {e.get('input')!r})" if e["loc"] else ""
+        lines.append(f"{where}: {e['msg']}{got}")
     return "invalid scenario: " + "; ".join(lines)
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cfmimo.config import atomic_write_text
+from cfmimo.config import atomic_write_text, reject_bool_numbers
 from cfmimo.models import ModelConfig
+from cfmimo.yamlio import load_yaml_file, load_yaml_text
 
 __all__ = [
     "DataConfig",
@@ -45,9 +46,16 @@ BatchLimit = PositiveInt | Annotated[float, Field(gt=0, le=1)] | None
 
 
 class _Strict(BaseModel):
-    """Unknown fields, NaN and infinities are rejected; instances are immutable."""
+    """Unknown fields, NaN and infinities are rejected; a bool is not a number (``epochs: true``
+    fails naming the field, also inside the nested ModelConfig); instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        reject_bool_numbers(cls, data)
+        return data
 
 
 class DataConfig(_Strict):
@@ -180,7 +188,9 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "config"
-        lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        # a model-level error (no location) would echo the whole input: its message names the field
+        got = f" (got {e.get('input')!r})" if e["loc"] else ""
+        lines.append(f"{where}: {e['msg']}{got}")
     return "invalid training config: " + "; ".join(lines)
 
 
@@ -193,10 +203,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = key.strip().split(".")
     if not all(path):
         raise ValueError(f"override {text!r}: the key must be dotted field names, e.g. trainer.epochs")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ValueError(f"override {text!r}: cannot parse the value as YAML: {err}") from None
+    value = load_yaml_text(raw, f"override {text!r}") if raw.strip() else None
     return path, value
 
 
@@ -224,10 +231,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 def load_train_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> TrainConfig:
     """Read a YAML training config and apply dotted overrides; ValueError naming the file or field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"cannot read training config {path}: {err}") from None
+    data = load_yaml_file(path, "training config")  # safe loader: no aliases, no duplicate keys
     if data is None:
         data = {}
     if not isinstance(data, dict):
