@@ -414,7 +414,9 @@ def predict(
         ue, ap = read_positions(positions)  # the cheap checks first: positions file, preset
         scenario = preset(preset_name)
         trained = load_trained(checkpoint)
-        result = predict_setup(trained.model, trained.scaler, ue, ap, scenario, seed=seed, frame=trained.frame)
+        result = predict_setup(
+            trained.model, trained.scaler, ue, ap, scenario, seed=seed, frame=trained.frame
+        )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if as_json:
