@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from cfmimo.yamlio import load_yaml_file
 
@@ -186,6 +186,10 @@ class Scenario(_Strict):
     tau_p: PositiveInt = 10
     tau_u: Annotated[int, Field(ge=0)] = 90
     tau_d: Annotated[int, Field(ge=0)] = 100
+    prelog: Literal["papers", "book"] = Field(
+        "papers",
+        description="pre-logs: 'papers' tau_u/tau_c (UL) and tau_d/tau_c (DL); 'book' 1 - tau_p/tau_c for both",
+    )
     # spatial correlation at the APs
     spatial_correlation: Literal["local_scattering", "iid"] = "local_scattering"
     asd_azimuth_deg: NonNegativeFloat = 15.0
@@ -218,13 +222,28 @@ class Scenario(_Strict):
 
     @property
     def prelog_ul(self) -> float:
-        """UL pre-log factor tau_u / tau_c (the papers' eq. (3))."""
+        """UL pre-log factor tau_u / tau_c (the papers' eq. (3)); with ``prelog="book"``
+        1 - tau_p / tau_c (the book's Theorems 5.1/5.2: every non-pilot symbol is UL data)."""
+        if self.prelog == "book":
+            return 1.0 - self.tau_p / self.tau_c
         return self.tau_u / self.tau_c
 
     @property
     def prelog_dl(self) -> float:
-        """DL pre-log factor tau_d / tau_c (the papers' eq. (6)/(7))."""
+        """DL pre-log factor tau_d / tau_c (the papers' eq. (6)/(7)); with ``prelog="book"``
+        1 - tau_p / tau_c (the book's Theorem 6.1)."""
+        if self.prelog == "book":
+            return 1.0 - self.tau_p / self.tau_c
         return self.tau_d / self.tau_c
+
+    @model_serializer(mode="wrap")
+    def _omit_default_prelog(self, handler: Any) -> dict[str, Any]:
+        # `prelog` was added after datasets were written: leaving the default out of dumps keeps
+        # their scenario YAML and spec hashes unchanged (a dump without it reads back as "papers")
+        data = handler(self)
+        if self.prelog == "papers":
+            data.pop("prelog", None)
+        return data
 
     @property
     def dl_total_power_mw(self) -> float:
