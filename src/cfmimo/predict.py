@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import zipfile
 import zlib
@@ -25,6 +24,7 @@ import torch
 
 from cfmimo.config import Scenario
 from cfmimo.data.transforms import PositionFrame, PowerScaler
+from cfmimo.npzio import npz_array
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.policies.neural import PositionPowerPolicy
 from cfmimo.problems.maxmin_power import MaxMinPower, power_instance
@@ -46,30 +46,6 @@ def _as_points(value: Any, name: str, path: Path) -> np.ndarray:
 
 #: largest array read from a positions NPZ (bytes); a setup of 10^6 nodes is 16 MB
 MAX_NPZ_ARRAY_BYTES = 64 << 20
-
-
-def _npz_array(z: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
-    """``z[name]`` after checking its header: NumPy allocates the declared shape before reading, so
-    a few-byte member claiming 10^12 elements would exhaust memory."""
-    member = f"{name}.npy"
-    if member not in z.zip.namelist():
-        raise ValueError(f"{path}: array '{name}' is not a .npy member")
-    with z.zip.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        read_header = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }
-        if version not in read_header:
-            raise ValueError(f"{path}: array '{name}' has an unsupported .npy version {version}")
-        shape, _, dtype = read_header[version](f)
-    size = math.prod(shape) * dtype.itemsize
-    if size > MAX_NPZ_ARRAY_BYTES or size > z.zip.getinfo(member).file_size:
-        raise ValueError(
-            f"{path}: array '{name}' declares shape {shape} ({size} bytes), more than its "
-            f"{z.zip.getinfo(member).file_size}-byte member or the {MAX_NPZ_ARRAY_BYTES}-byte limit"
-        )
-    return z[name]
 
 
 def read_positions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +82,8 @@ def read_positions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                 with z:
                     if "ue" not in z or "ap" not in z:
                         raise ValueError(f"{path}: expected arrays 'ue' and 'ap'")
-                    return _as_points(_npz_array(z, "ue", path), "ue", path), _as_points(
-                        _npz_array(z, "ap", path), "ap", path
+                    return _as_points(npz_array(z, "ue", path, MAX_NPZ_ARRAY_BYTES), "ue", path), _as_points(
+                        npz_array(z, "ap", path, MAX_NPZ_ARRAY_BYTES), "ap", path
                     )
             except ValueError as err:
                 if str(path) in str(err):

@@ -1,17 +1,21 @@
 """Bad input to the configuration API ends in a ValueError/TypeError naming the field or file:
 scenarios (``preset``, ``build_scenario``, ``Scenario.with_``/``from_yaml``), training configs
 (``TrainConfig.from_dict``, ``load_train_config``, ``parse_override``, ``apply_overrides``), the safe
-YAML reader, positions files and disc-union layouts."""
+YAML reader, positions files, the book's .npz/.mat arrays and disc-union layouts."""
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 
+import numpy as np
 import pytest
 import torch
 from fuzz_harness import Case, assert_clear
 
 from cfmimo.config import Scenario, build_scenario, preset
+from cfmimo.interop import load_mat, load_npz
 from cfmimo.learn.config import TrainConfig, apply_overrides, load_train_config, parse_override
 from cfmimo.predict import read_positions
 from cfmimo.sim.geometry import disc_union_positions
@@ -37,6 +41,35 @@ def _file(name: str, content: str | bytes, reader):
         return reader(path)
 
     return call
+
+
+def _truncated_npz(folder):
+    np.savez(folder / "b.npz", R=np.ones((2, 2, 1, 1)))
+    data = (folder / "b.npz").read_bytes()
+    (folder / "b.npz").write_bytes(data[: len(data) // 2])
+
+
+def _npz_bomb(path):
+    """A zip whose 'H' member declares 4e9 complex values in a 128-byte header."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<c16", "fortran_order": False, "shape": (10**9, 4)}
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("H.npy", header.getvalue())
+
+
+def _plain_npy(path):
+    with path.open("wb") as f:
+        np.save(f, np.zeros(3))
+
+
+def _hdf5_bomb(path):
+    """A v7.3 .mat (HDF5) file of 1.4 kB whose dataset 'H' declares 32 GB (no storage allocated)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("H", shape=(10**9, 4), dtype="f8")
 
 
 def _train(**sections):
@@ -171,6 +204,28 @@ CASES = [
         "positions-csv-huge-field",
         names=("p.csv",),
         call=_file("p.csv", "kind,x,y\nue,1," + "9" * 200_000 + "\nap,0,0\n", read_positions),
+    ),
+    # ------------------------------------------------------------------ the book's arrays (interop)
+    Case("book-npz-truncated", names=("b.npz",), call=lambda f: _truncated_npz(f) or load_npz(f / "b.npz")),
+    Case("book-npz-not-zip", names=("b.npz",), call=_file("b.npz", b"PK\x03\x04 junk", load_npz)),
+    Case(
+        "book-npz-header-bomb",
+        names=("b.npz",),
+        call=lambda f: _npz_bomb(f / "b.npz") or load_npz(f / "b.npz"),
+    ),
+    Case(
+        "book-npz-plain-npy",
+        names=("b.npz",),
+        call=lambda f: _plain_npy(f / "b.npz") or load_npz(f / "b.npz"),
+    ),
+    Case(
+        "book-mat-junk", names=("b.mat",), call=_file("b.mat", b"MATLAB 5.0 MAT-file" + bytes(200), load_mat)
+    ),
+    Case("book-mat-empty", names=("b.mat",), call=_file("b.mat", b"", load_mat)),
+    Case(
+        "book-mat-hdf5-bomb",
+        names=("b.mat",),
+        call=lambda f: _hdf5_bomb(f / "b.mat") or load_mat(f / "b.mat"),
     ),
     # ------------------------------------------------------------------ disc-union layouts
     Case(

@@ -56,6 +56,8 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -65,6 +67,7 @@ import scipy.io
 import torch
 
 from cfmimo.config import Scenario
+from cfmimo.npzio import npz_array
 from cfmimo.sim.geometry import distances_2d
 from cfmimo.sim.network import (
     ChannelState,
@@ -676,6 +679,12 @@ def _read_hdf5_mat(path: Path) -> dict[str, np.ndarray]:
             node = f.get(name)
             if not isinstance(node, h5py.Dataset):
                 continue
+            size = node.size * node.dtype.itemsize  # checked before h5py allocates the declared shape
+            if size > MAX_NPZ_ARRAY_BYTES:
+                raise ValueError(
+                    f"array '{name}' declares shape {node.shape} ({size} bytes), over the "
+                    f"{MAX_NPZ_ARRAY_BYTES}-byte limit"
+                )
             a = node[()]
             if a.dtype.names and {"real", "imag"} <= set(a.dtype.names):
                 a = a["real"] + 1j * a["imag"]
@@ -702,7 +711,16 @@ def load_mat(path: str | os.PathLike, *, require: Iterable[str] = ()) -> dict[st
             raw = _read_hdf5_mat(path)
         else:
             raw = scipy.io.loadmat(path, squeeze_me=False, chars_as_strings=True)
-    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as err:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        RuntimeError,
+        NotImplementedError,
+        zlib.error,
+        scipy.io.matlab.MatReadError,
+    ) as err:  # h5py raises KeyError/RuntimeError on some corrupt files
         raise ValueError(f"{path}: cannot read as a MATLAB .mat file: {err}") from err
     return check_book_arrays(raw, source=str(path), require=require)
 
@@ -718,8 +736,19 @@ def save_npz(path: str | os.PathLike, arrays: BookArrays, *, compress: bool = Fa
     return _atomic_write(path, lambda f: saver(f, **checked))
 
 
-def load_npz(path: str | os.PathLike, *, require: Iterable[str] = ()) -> dict[str, np.ndarray]:
+#: largest array ``load_npz`` reads (bytes); ``H`` of L*N = 400 antennas, 1000 realizations and
+#: K = 40 UEs is 256 MiB
+MAX_NPZ_ARRAY_BYTES = 4 << 30
+
+
+def load_npz(
+    path: str | os.PathLike, *, require: Iterable[str] = (), max_bytes: int = MAX_NPZ_ARRAY_BYTES
+) -> dict[str, np.ndarray]:
     """Read one setup's book arrays from a .npz file (no pickle), validated.
+
+    Each array's declared size is checked against its zip member and ``max_bytes`` before NumPy
+    allocates it (``cfmimo.npzio``); truncated, non-zip and corrupt files raise a ValueError naming
+    the file.
 
     Shapes:
         returns the canonical book arrays (see :func:`check_book_arrays`).
@@ -729,10 +758,14 @@ def load_npz(path: str | os.PathLike, *, require: Iterable[str] = ()) -> dict[st
         raise FileNotFoundError(f"no such .npz file: {path}")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: not a .npz archive of named arrays (got a single array)")
+        with data:
+            raw = {k: npz_array(data, k, path, max_bytes) for k in data.files if k in BOOK_FIELDS}
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
         raise ValueError(f"{path}: cannot read as a NumPy .npz file: {err}") from err
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not a .npz archive of named arrays (got a single array)")
-    with data:
-        raw = {k: data[k] for k in data.files if k in BOOK_FIELDS}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path}: cannot read as a NumPy .npz file: {err}") from err
     return check_book_arrays(raw, source=str(path), require=require)
