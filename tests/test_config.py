@@ -178,3 +178,10 @@ def test_disc_union_sampling_with_a_low_acceptance_still_succeeds():
     centers = torch.tensor([[[0.0, 0.0], [1000.0, 1000.0]]], dtype=torch.float64)
     pts = disc_union_positions(centers, 8.0, 8, seed=0, name="ue", indices=[0])
     assert bool((torch.cdist(pts[0], centers[0]).amin(1) <= 8.0).all())
+
+
+def test_a_scenario_file_may_rename_its_preset(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("preset: aagnn\nname: my-aagnn\nK: 4\n")
+    s = Scenario.from_yaml(f)
+    assert (s.name, s.K, s.L) == ("my-aagnn", 4, 4)

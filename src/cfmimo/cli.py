@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cfmimo import __version__
-from cfmimo.config import Scenario, preset, preset_names
+from cfmimo.config import Scenario, preset, preset_names, reject_bool_numbers
 from cfmimo.yamlio import load_yaml_file
 
 app = typer.Typer(
@@ -93,35 +93,6 @@ def check_output_folder(path: Path, option: str) -> Path:
     if ancestor.exists() and not os.access(ancestor, os.W_OK):
         raise typer.BadParameter(f"{option} {path}: {ancestor} is not writable")
     return path
-
-
-def check_train_config(cfg) -> None:
-    """Training resources and outputs, checked before any data is read (ValueError naming the field)."""
-    import torch
-
-    out = cfg.trainer.out_dir
-    try:
-        check_output_folder(Path(out), "trainer.out_dir")
-    except typer.BadParameter as err:
-        raise ValueError(str(err.message)) from None
-    accelerator = cfg.trainer.accelerator.lower()
-    known = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
-    if accelerator not in known:
-        raise ValueError(
-            f"trainer.accelerator must be one of {', '.join(known)}, got {cfg.trainer.accelerator!r}"
-        )
-    if accelerator in ("gpu", "cuda"):
-        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if available == 0:
-            raise ValueError(
-                f"trainer.accelerator={cfg.trainer.accelerator!r} but no CUDA GPU is available on this "
-                "machine; use trainer.accelerator=cpu (or auto)"
-            )
-        devices = cfg.trainer.devices
-        if isinstance(devices, int) and devices > available:
-            raise ValueError(f"trainer.devices={devices} but only {available} CUDA GPU(s) are available")
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("trainer.accelerator='mps' but MPS is not available on this machine")
 
 
 solve_app = typer.Typer(help="Run classical optimizers and compare them.", no_args_is_help=True)
@@ -255,6 +226,7 @@ def data_generate(
             if not isinstance(raw, dict):
                 raise ValueError(f"dataset spec {spec_file} must hold a mapping, got {type(raw).__name__}")
             try:
+                reject_bool_numbers(DatasetSpec, raw)  # `samples: true` is not 1 sample
                 base = DatasetSpec.model_validate(raw).model_dump()
             except ValueError as err:  # pydantic's ValidationError is a ValueError
                 raise ValueError(f"invalid dataset spec {spec_file}: {err}") from None
@@ -369,12 +341,12 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Train a power model (Lightning: checkpoints, CSV/TensorBoard logs, DDP with trainer.devices > 1)."""
-    from cfmimo.learn.config import load_train_config
+    from cfmimo.learn.config import check_train_setup, load_train_config
     from cfmimo.learn.trainer import train
 
     try:
         cfg = load_train_config(config, overrides or [])
-        check_train_config(cfg)
+        check_train_setup(cfg)  # out_dir and accelerator, before any data is read
         result = train(cfg, ckpt_path="last" if resume else None)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None

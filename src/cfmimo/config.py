@@ -35,6 +35,13 @@ def _accepts_bool(annotation: Any) -> bool:
     return any(_accepts_bool(a) for a in get_args(annotation) if not isinstance(a, (str, int, float)))
 
 
+def _takes_number(annotation: Any) -> bool:
+    """Whether a field annotation admits an int or a float (through unions and Annotated)."""
+    if annotation in (int, float):
+        return True
+    return any(_takes_number(a) for a in get_args(annotation) if not isinstance(a, (str, int, float)))
+
+
 def reject_bool_numbers(model: type[BaseModel], data: Any, where: str = "") -> None:
     """ValueError naming the field when a bool is given for a number (pydantic's lax mode reads
     ``K: true`` as K = 1 and ``ul_power_mw: false`` as 0.0); recurses into nested models.
@@ -47,7 +54,8 @@ def reject_bool_numbers(model: type[BaseModel], data: Any, where: str = "") -> N
         if field is None:
             continue  # unknown fields are reported by pydantic (extra="forbid")
         name = f"{where}{key}"
-        if isinstance(value, bool) and not _accepts_bool(field.annotation):
+        annotation = field.annotation
+        if isinstance(value, bool) and _takes_number(annotation) and not _accepts_bool(annotation):
             raise ValueError(f"{name}: a number is required, got the boolean {value!r}")
         if isinstance(value, dict):
             for sub in _nested_models(field.annotation):
@@ -436,8 +444,9 @@ def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
-def preset(name: str, **overrides: Any) -> Scenario:
-    """The named paper preset, with optional field overrides (validated)."""
-    if name not in PRESETS:
+def preset(name: str, /, **overrides: Any) -> Scenario:
+    """The named paper preset, with optional field overrides (validated; ``name=`` among them
+    renames the scenario)."""
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
     return build_scenario({**PRESETS[name](), **overrides})

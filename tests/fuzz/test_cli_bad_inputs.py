@@ -489,6 +489,8 @@ CASES = [
             ("non-utf8", _write("spec.yaml", LATIN1)),
             ("a-list", _write("spec.yaml", "- 1\n")),
             ("unknown-field", _write("spec.yaml", "scenario: {}\nsizes: [[2, 4]]\nsamples: 2\nbogus: 1\n")),
+            ("bool-samples", _write("spec.yaml", "scenario: {}\nsizes: [[2, 4]]\nsamples: true\n")),
+            ("bool-in-scenario", _write("spec.yaml", "scenario: {K: true}\nsizes: [[2, 4]]\nsamples: 2\n")),
         ]
     ],
     Case("data-inspect-missing-folder", names=("nothing",), cli=("data", "inspect", "{tmp}/nothing")),

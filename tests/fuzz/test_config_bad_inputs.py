@@ -85,6 +85,7 @@ CASES = [
     Case("preset-float-K", names=("K",), call=lambda f: preset("aagnn", K=2.5)),
     Case("preset-inf-area", names=("area_side_m",), call=lambda f: preset("aagnn", area_side_m=math.inf)),
     Case("preset-unknown", names=("preset",), call=lambda f: preset("nope")),
+    Case("preset-not-a-string", names=("preset",), call=lambda f: preset(["aagnn"])),
     Case(
         "preset-nested-bool",
         names=("clustering.radius_m",),

@@ -35,6 +35,7 @@ __all__ = [
     "TrainConfig",
     "TrainerConfig",
     "apply_overrides",
+    "check_train_setup",
     "load_train_config",
     "parse_override",
 ]
@@ -237,3 +238,43 @@ def load_train_config(path: str | os.PathLike, overrides: Iterable[str] = ()) ->
     if not isinstance(data, dict):
         raise ValueError(f"training config {path} must hold a mapping, got {type(data).__name__}")
     return TrainConfig.from_dict(apply_overrides(data, overrides))
+
+
+#: accelerator names Lightning accepts
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+
+
+def check_train_setup(config: TrainConfig) -> None:
+    """What a config asks of this machine, checked before any data is read; ValueError naming the
+    field: ``trainer.out_dir`` must be (or be creatable as) a folder, ``trainer.accelerator`` one of
+    Lightning's names and available (``gpu``/``cuda`` needs a CUDA GPU, ``trainer.devices`` at most
+    the GPU count). Not part of validation, so a config stays loadable on any machine."""
+    import torch
+
+    out = Path(config.trainer.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"trainer.out_dir {out} is a file, not a directory")
+    ancestor = out
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ValueError(f"trainer.out_dir {out}: {ancestor} is a file, so the folder cannot be created")
+    if ancestor.exists() and not os.access(ancestor, os.W_OK):
+        raise ValueError(f"trainer.out_dir {out}: {ancestor} is not writable")
+    accelerator = config.trainer.accelerator.lower()
+    if accelerator not in ACCELERATORS:
+        raise ValueError(
+            f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {config.trainer.accelerator!r}"
+        )
+    if accelerator in ("gpu", "cuda"):
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if available == 0:
+            raise ValueError(
+                f"trainer.accelerator={config.trainer.accelerator!r} but no CUDA GPU is available on this "
+                "machine; use trainer.accelerator=cpu (or auto)"
+            )
+        devices = config.trainer.devices
+        if isinstance(devices, int) and devices > available:
+            raise ValueError(f"trainer.devices={devices} but only {available} CUDA GPU(s) are available")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("trainer.accelerator='mps' but MPS is not available on this machine")
