@@ -85,3 +85,103 @@ def test_other_papers_presets():
     g = preset("egat")
     assert (g.L, g.N, g.K, g.wrap_around, g.shadowing_std_db, g.noise_dbm) == (8, 2, 4, True, 8.0, -85.0)
     assert g.pathloss.model == "cost231_three_slope" and g.shadowing_model == "two_component"
+
+
+# ----------------------------------------------------------------------------- safe YAML reader
+def test_safe_yaml_reads_plain_configs_and_a_byte_order_mark(tmp_path):
+    from cfmimo.yamlio import load_yaml_file
+
+    f = tmp_path / "s.yaml"
+    f.write_bytes(b"\xef\xbb\xbfpreset: aagnn\nK: 4\nclustering: {kind: radius, radius_m: 250}\n")
+    assert load_yaml_file(f) == {"preset": "aagnn", "K": 4, "clustering": {"kind": "radius", "radius_m": 250}}
+    assert Scenario.from_yaml(f).K == 4
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("a: &x [1, 2]\nb: *x\n", "anchors are not allowed"),
+        # the classic "billion laughs": 9 levels of 9 aliases, 387 bytes, 3.9e8 nodes when walked
+        (
+            "a: &a [x,x,x,x,x,x,x,x,x]\n"
+            + "".join(
+                f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+            "anchors are not allowed",
+        ),
+        ("K: 4\nL: 9\nK: 5\n", "duplicate key 'K'"),
+        ("clustering: {kind: radius, kind: all}\n", "duplicate key 'kind'"),
+        ("K: " + "[" * 100 + "]" * 100 + "\n", "nesting deeper"),
+        ("K: [1, 2\n", "invalid YAML"),
+    ],
+)
+def test_safe_yaml_rejects_aliases_duplicates_and_deep_nesting(tmp_path, text, reason):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=reason) as err:
+        Scenario.from_yaml(f)
+    assert str(f) in str(err.value)
+
+
+def test_yaml_must_be_utf8_and_a_file(tmp_path):
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.yaml is not UTF-8 text \(byte 9: 0xe9\)"):
+        Scenario.from_yaml(f)
+    with pytest.raises(ValueError, match="is a directory"):
+        Scenario.from_yaml(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"K": True}, "K"),
+        ({"ul_power_mw": False}, "ul_power_mw"),
+        ({"tau_p": True}, "tau_p"),
+        ({"pathloss": {"model": "log_distance", "exponent": True}}, "pathloss.exponent"),
+        ({"clustering": {"kind": "q_strongest", "q": True}}, "clustering.q"),
+    ],
+)
+def test_a_bool_is_not_a_number(overrides, field):
+    with pytest.raises(ValueError, match=rf"{field}: a number is required, got the boolean"):
+        preset("tree-transformer", **overrides)
+    assert preset("tree-transformer", wrap_around=True).wrap_around is True  # real bools still work
+
+
+def test_bool_in_a_yaml_file_names_the_field(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("preset: aagnn\nK: true\n")
+    with pytest.raises(ValueError, match=r"s.yaml.*K: a number is required"):
+        Scenario.from_yaml(f)
+
+
+# ----------------------------------------------------------------------------- disc layouts
+@pytest.mark.parametrize("radius", [1e-3, 0.05, 1e200])
+def test_disc_union_sampling_is_bounded_and_names_the_radius(radius):
+    import time
+
+    from cfmimo.sim.network import sample_networks
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"ue_disc_radius_m = .* kept 0 of 8 UEs"):
+        sample_networks(preset("aagnn", ue_disc_radius_m=radius), 2, seed=0)
+    assert time.perf_counter() - start < 20
+
+
+def test_disc_union_sampling_with_a_low_acceptance_still_succeeds():
+    import torch
+
+    from cfmimo.sim.geometry import disc_union_positions
+
+    # two discs of radius 8 m in a 1016 m square box: acceptance 3.9e-4, beyond the 64 small rounds
+    centers = torch.tensor([[[0.0, 0.0], [1000.0, 1000.0]]], dtype=torch.float64)
+    pts = disc_union_positions(centers, 8.0, 8, seed=0, name="ue", indices=[0])
+    assert bool((torch.cdist(pts[0], centers[0]).amin(1) <= 8.0).all())
+
+
+def test_a_scenario_file_may_rename_its_preset(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("preset: aagnn\nname: my-aagnn\nK: 4\n")
+    s = Scenario.from_yaml(f)
+    assert (s.name, s.K, s.L) == ("my-aagnn", 4, 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cfmimo import __version__
-from cfmimo.config import Scenario, preset, preset_names
+from cfmimo.config import Scenario, preset, preset_names, reject_bool_numbers
+from cfmimo.yamlio import load_yaml_file
 
 app = typer.Typer(
     help="cfmimo: learning-based resource allocation for cell-free massive MIMO.",
@@ -54,6 +56,45 @@ def load_scenario(preset_name: str | None, config: Path | None, overrides: dict)
         raise typer.BadParameter(str(err)) from None
 
 
+# ----------------------------------------------------------------------------- output paths
+# Checked before any work, so a typo costs nothing: a run never ends in "cannot write".
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_output_file(path: Path, option: str, suffixes: tuple[str, ...]) -> Path:
+    """An output file: one of ``suffixes``, not an existing folder, in an existing writable folder."""
+    if path.suffix.lower() not in suffixes:
+        raise typer.BadParameter(
+            f"{option} {path}: the file name must end in {' or '.join(suffixes)}, got {path.suffix or 'no suffix'!r}"
+        )
+    if path.is_dir():
+        raise typer.BadParameter(f"{option} {path} is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file, not a directory" if parent.exists() else "does not exist"
+        raise typer.BadParameter(f"{option} {path}: its folder {parent} {what}")
+    if not os.access(parent, os.W_OK):
+        raise typer.BadParameter(f"{option} {path}: its folder {parent} is not writable")
+    return path
+
+
+def check_output_folder(path: Path, option: str) -> Path:
+    """An output folder (created with its parents): not a file, and its nearest existing ancestor
+    is a writable folder (so creating it cannot fail half-way)."""
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{option} {path} is a file, not a directory")
+    ancestor = path
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise typer.BadParameter(f"{option} {path}: {ancestor} is a file, so the folder cannot be created")
+    if ancestor.exists() and not os.access(ancestor, os.W_OK):
+        raise typer.BadParameter(f"{option} {path}: {ancestor} is not writable")
+    return path
+
+
 solve_app = typer.Typer(help="Run classical optimizers and compare them.", no_args_is_help=True)
 app.add_typer(solve_app, name="solve")
 
@@ -83,14 +124,17 @@ def solve_max_min(
     sc = load_scenario(preset_name, config, {"K": K, "L": L, "realizations": realizations})
     with Progress(transient=True, disable=as_json, console=Console(stderr=True)) as bar:
         task = bar.add_task("setups", total=setups)
-        result = compare_maxmin_policies(
-            sc,
-            setups,
-            seed=seed,
-            batch=batch,
-            dl_constraint=dl_constraint,
-            progress=lambda n: bar.advance(task, n),
-        )
+        try:
+            result = compare_maxmin_policies(
+                sc,
+                setups,
+                seed=seed,
+                batch=batch,
+                dl_constraint=dl_constraint,
+                progress=lambda n: bar.advance(task, n),
+            )
+        except ValueError as err:  # e.g. a layout that cannot be sampled (names the field)
+            raise typer.BadParameter(str(err)) from None
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -174,6 +218,7 @@ def data_generate(
     from cfmimo.data.generation import run_generation
     from cfmimo.data.spec import DatasetSpec, dataset_preset, load_spec_file
 
+    check_output_folder(out, "--out")
     overrides = {
         k: v
         for k, v in {"samples": samples, "seed": seed, "shard_size": shard_size, "labels": labels}.items()
@@ -181,7 +226,7 @@ def data_generate(
     }
     try:
         if spec_file is not None:
-            base = load_spec_file(spec_file).model_dump()
+            base = load_spec_file(spec_file).model_dump()  # safe YAML, bools are not numbers
         elif dataset is not None:
             base = dataset_preset(dataset).model_dump()
         else:
@@ -311,11 +356,12 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Train a power model (Lightning: checkpoints, CSV/TensorBoard logs, DDP with trainer.devices > 1)."""
-    from cfmimo.learn.config import load_train_config
+    from cfmimo.learn.config import check_train_setup, load_train_config
     from cfmimo.learn.trainer import train
 
     try:
         cfg = load_train_config(config, overrides or [])
+        check_train_setup(cfg)  # out_dir and accelerator, before any data is read
         result = train(cfg, ckpt_path="last" if resume else None)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
@@ -352,10 +398,11 @@ def predict(
     from cfmimo.predict import predict_setup, read_positions
 
     try:
+        ue, ap = read_positions(positions)  # the cheap checks first: positions file, preset
+        scenario = preset(preset_name)
         trained = load_trained(checkpoint)
-        ue, ap = read_positions(positions)
         result = predict_setup(
-            trained.model, trained.scaler, ue, ap, preset(preset_name), seed=seed, frame=trained.frame
+            trained.model, trained.scaler, ue, ap, scenario, seed=seed, frame=trained.frame
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
@@ -396,6 +443,7 @@ def export(
     from cfmimo.export import export_onnx
     from cfmimo.learn.trainer import load_trained
 
+    check_output_file(onnx, "--onnx", (".onnx",))
     try:
         trained = load_trained(checkpoint)
     except ValueError as err:
@@ -445,6 +493,8 @@ def reproduce(
         raise typer.BadParameter(f"unknown paper {paper!r}; available: {', '.join(REPRODUCTIONS)}")
     import importlib
 
+    if out is not None:
+        check_output_folder(out, "--out")
     module_name, config_name = REPRODUCTIONS[paper]
     module = importlib.import_module(module_name)
     config_type = getattr(module, config_name)
@@ -515,8 +565,13 @@ def simulate(
     """Per-UE UL and DL SE of one setup for MMSE, P-MMSE and MR (full UL power, equal DL power)."""
     from cfmimo.simulate import simulate_setup
 
+    if plot is not None:
+        check_output_file(plot, "--plot", PLOT_SUFFIXES)
     sc = load_scenario(preset_name, config, {"K": K, "L": L, "N": N, "realizations": realizations})
-    report = simulate_setup(sc, seed)
+    try:
+        report = simulate_setup(sc, seed)
+    except ValueError as err:  # e.g. a layout that cannot be sampled (names the field)
+        raise typer.BadParameter(str(err)) from None
     if plot is not None:
         from cfmimo.plotting import plot_layout
 

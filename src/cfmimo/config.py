@@ -16,20 +16,69 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+
+from cfmimo.yamlio import load_yaml_file
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
+def _accepts_bool(annotation: Any) -> bool:
+    """Whether a field annotation admits a bool (``bool``, ``Any``, or a union/Annotated with one)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_accepts_bool(a) for a in get_args(annotation) if not isinstance(a, (str, int, float)))
+
+
+def _takes_number(annotation: Any) -> bool:
+    """Whether a field annotation admits an int or a float (through unions and Annotated)."""
+    if annotation in (int, float):
+        return True
+    return any(_takes_number(a) for a in get_args(annotation) if not isinstance(a, (str, int, float)))
+
+
+def reject_bool_numbers(model: type[BaseModel], data: Any, where: str = "") -> None:
+    """ValueError naming the field when a bool is given for a number (pydantic's lax mode reads
+    ``K: true`` as K = 1 and ``ul_power_mw: false`` as 0.0); recurses into nested models.
+
+    Checked before validation, so ``data`` is the raw mapping (e.g. parsed YAML)."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            continue  # unknown fields are reported by pydantic (extra="forbid")
+        name = f"{where}{key}"
+        annotation = field.annotation
+        if isinstance(value, bool) and _takes_number(annotation) and not _accepts_bool(annotation):
+            raise ValueError(f"{name}: a number is required, got the boolean {value!r}")
+        if isinstance(value, dict):
+            for sub in _nested_models(field.annotation):
+                reject_bool_numbers(sub, value, f"{name}.")
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in get_args(annotation) for m in _nested_models(a)]
+
+
 class _Strict(BaseModel):
-    """Base: unknown fields, NaN and infinities are rejected; instances are immutable."""
+    """Base: unknown fields, NaN and infinities are rejected; a bool is not a number; instances
+    are immutable."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        reject_bool_numbers(cls, data)
+        return data
 
 
 # ----------------------------------------------------------------------------- path loss
@@ -145,6 +194,10 @@ class Scenario(_Strict):
     tau_p: PositiveInt = 10
     tau_u: Annotated[int, Field(ge=0)] = 90
     tau_d: Annotated[int, Field(ge=0)] = 100
+    prelog: Literal["papers", "book"] = Field(
+        "papers",
+        description="pre-logs: 'papers' tau_u/tau_c (UL) and tau_d/tau_c (DL); 'book' 1 - tau_p/tau_c for both",
+    )
     # spatial correlation at the APs
     spatial_correlation: Literal["local_scattering", "iid"] = "local_scattering"
     asd_azimuth_deg: NonNegativeFloat = 15.0
@@ -177,13 +230,28 @@ class Scenario(_Strict):
 
     @property
     def prelog_ul(self) -> float:
-        """UL pre-log factor tau_u / tau_c (the papers' eq. (3))."""
+        """UL pre-log factor tau_u / tau_c (the papers' eq. (3)); with ``prelog="book"``
+        1 - tau_p / tau_c (the book's Theorems 5.1/5.2: every non-pilot symbol is UL data)."""
+        if self.prelog == "book":
+            return 1.0 - self.tau_p / self.tau_c
         return self.tau_u / self.tau_c
 
     @property
     def prelog_dl(self) -> float:
-        """DL pre-log factor tau_d / tau_c (the papers' eq. (6)/(7))."""
+        """DL pre-log factor tau_d / tau_c (the papers' eq. (6)/(7)); with ``prelog="book"``
+        1 - tau_p / tau_c (the book's Theorem 6.1)."""
+        if self.prelog == "book":
+            return 1.0 - self.tau_p / self.tau_c
         return self.tau_d / self.tau_c
+
+    @model_serializer(mode="wrap")
+    def _omit_default_prelog(self, handler: Any) -> dict[str, Any]:
+        # `prelog` was added after datasets were written: leaving the default out of dumps keeps
+        # their scenario YAML and spec hashes unchanged (a dump without it reads back as "papers")
+        data = handler(self)
+        if self.prelog == "papers":
+            data.pop("prelog", None)
+        return data
 
     @property
     def dl_total_power_mw(self) -> float:
@@ -203,13 +271,15 @@ class Scenario(_Strict):
     def from_yaml(cls, path: str | os.PathLike) -> Scenario:
         """Read a YAML file; a top-level ``preset:`` key starts from that preset."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise ValueError(f"cannot read scenario file {path}: {err}") from err
+        data = load_yaml_file(path, "scenario file")  # safe loader: no aliases, no duplicate keys
         if not isinstance(data, dict):
             raise ValueError(f"scenario file {path} must hold a mapping, got {type(data).__name__}")
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise ValueError(f"scenario file {path}: field names must be strings, got {bad[0]!r}")
         name = data.pop("preset", None)
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"scenario file {path}: preset must be a preset name, got {name!r}")
         try:
             return preset(name, **data) if name is not None else build_scenario(data)
         except ValueError as err:
@@ -228,7 +298,9 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "scenario"
-        lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        # a model-level error (no location) would echo the whole input: its message names the field
+        got = f" (got {e.get('input')!r})" if e["loc"] else ""
+        lines.append(f"{where}: {e['msg']}{got}")
     return "invalid scenario: " + "; ".join(lines)
 
 
@@ -372,8 +444,9 @@ def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
-def preset(name: str, **overrides: Any) -> Scenario:
-    """The named paper preset, with optional field overrides (validated)."""
-    if name not in PRESETS:
+def preset(name: str, /, **overrides: Any) -> Scenario:
+    """The named paper preset, with optional field overrides (validated; ``name=`` among them
+    renames the scenario)."""
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
     return build_scenario({**PRESETS[name](), **overrides})

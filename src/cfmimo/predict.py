@@ -12,20 +12,24 @@ positions alone do not fix the channels.
 from __future__ import annotations
 
 import csv
+import io
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from cfmimo.config import Scenario
 from cfmimo.data.transforms import PositionFrame, PowerScaler
+from cfmimo.npzio import npz_array
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.policies.neural import PositionPowerPolicy
 from cfmimo.problems.maxmin_power import MaxMinPower, power_instance
 from cfmimo.sim.network import networks_from_positions, sample_channel_state
+from cfmimo.yamlio import load_yaml_file, read_utf8
 
 
 def _as_points(value: Any, name: str, path: Path) -> np.ndarray:
@@ -40,19 +44,25 @@ def _as_points(value: Any, name: str, path: Path) -> np.ndarray:
     return a
 
 
+#: largest array read from a positions NPZ (bytes); a setup of 10^6 nodes is 16 MB
+MAX_NPZ_ARRAY_BYTES = 64 << 20
+
+
 def read_positions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(ue [K, 2], ap [L, 2]) from a YAML/JSON, CSV or NPZ file; ValueError naming the file."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml", ".json"):
-            data = yaml.safe_load(path.read_text())
+            # the safe loader (no aliases, no duplicate keys, UTF-8 only); JSON is YAML
+            data = load_yaml_file(path, "positions file")
             if not isinstance(data, dict) or "ue" not in data or "ap" not in data:
                 raise ValueError(f"{path}: expected a mapping with keys 'ue' and 'ap'")
             return _as_points(data["ue"], "ue", path), _as_points(data["ap"], "ap", path)
         if suffix == ".csv":
             rows: dict[str, list[list[float]]] = {"ue": [], "ap": []}
-            with path.open(newline="") as f:
+            text = read_utf8(path, "positions file")
+            with io.StringIO(text, newline="") as f:
                 for i, row in enumerate(csv.DictReader(f), start=2):
                     kind = (row.get("kind") or "").strip().lower()
                     if kind not in rows:
@@ -63,14 +73,28 @@ def read_positions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                         raise ValueError(f"{path}: line {i}: columns x and y must be numbers") from None
             return _as_points(rows["ue"], "ue", path), _as_points(rows["ap"], "ap", path)
         if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if "ue" not in z or "ap" not in z:
-                    raise ValueError(f"{path}: expected arrays 'ue' and 'ap'")
-                return _as_points(z["ue"], "ue", path), _as_points(z["ap"], "ap", path)
+            if path.is_dir():
+                raise ValueError(f"positions file {path} is a directory, not a file")
+            try:
+                z = np.load(path, allow_pickle=False)
+                if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy file named .npz
+                    raise ValueError(f"{path}: not an NPZ archive (arrays 'ue' and 'ap')")
+                with z:
+                    if "ue" not in z or "ap" not in z:
+                        raise ValueError(f"{path}: expected arrays 'ue' and 'ap'")
+                    return _as_points(npz_array(z, "ue", path, MAX_NPZ_ARRAY_BYTES), "ue", path), _as_points(
+                        npz_array(z, "ap", path, MAX_NPZ_ARRAY_BYTES), "ap", path
+                    )
+            except ValueError as err:
+                if str(path) in str(err):
+                    raise
+                raise ValueError(f"positions file {path}: unreadable NPZ: {err}") from None
+            except (EOFError, zipfile.BadZipFile, zlib.error) as err:  # truncated or not a zip file
+                raise ValueError(f"positions file {path}: unreadable NPZ: {err}") from None
     except OSError as err:
         raise ValueError(f"cannot read positions file {path}: {err}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: invalid YAML: {err}") from None
+    except csv.Error as err:
+        raise ValueError(f"positions file {path}: malformed CSV: {err}") from None
     raise ValueError(f"{path}: unsupported positions format {suffix!r} (use .yaml, .json, .csv or .npz)")
 
 

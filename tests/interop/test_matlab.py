@@ -23,11 +23,13 @@ from cfmimo.interop import (
     save_npz,
     state_from_book,
     to_book,
+    uatf_spectral_efficiency,
 )
 from cfmimo.sim.estimation import sample_pilot_noise
 from cfmimo.sim.network import (
     ChannelState,
     estimate,
+    instantaneous_estimate_se,
     network_statistics,
     sample_channel_state,
     sample_networks,
@@ -264,11 +266,77 @@ def test_mr_uatf_statistics_match_book_loop(own_channels, small_scenario):
     a_dl = signal / scaling  # |E{h_k^H w_k}|^2
     d_dl = interf.T / scaling[None, :]  # d_ki = E|h_k^H w_i|^2 = c_ik / E||v_i||^2
     sinr_dl = rho * a_dl / (d_dl @ rho - rho * a_dl + 1.0)
-    se_ul, se_dl = book_spectral_efficiency(
+    se_ul, se_dl = uatf_spectral_efficiency(
         a, sc, "mr", dl_normalization="average", dl_power=torch.tensor(rho)[None]
     )
     np.testing.assert_allclose(se_ul[0].numpy(), sc.prelog_ul * np.log2(1 + sinr_ul), rtol=1e-10)
     np.testing.assert_allclose(se_dl[0].numpy(), sc.prelog_dl * np.log2(1 + sinr_dl), rtol=1e-10)
+
+
+def book_theorem_5_1_mr(H, Hhat, C, D, N, p, prelog):
+    """functionComputeSE_uplink.m's centralized SE with MR combining (Theorem 5.1): per realization,
+    SINR_k = p |v^H hhat_k|^2 / (v^H (sum_i p hhat_i hhat_i^H + sum_i p C_i + I) v - p |v^H hhat_k|^2)
+    with v = hhat_k over the serving APs, C_i the block-diagonal error correlations there."""
+    _, nbrOfRealizations, K = H.shape
+    SE = np.zeros(K)
+    for n in range(nbrOfRealizations):
+        for k in range(K):
+            servingAPs = np.flatnonzero(D[:, k] == 1)
+            La = len(servingAPs)
+            Hhatallj_active = np.zeros((N * La, K), dtype=complex)
+            C_tot_blk = np.zeros((N * La, N * La), dtype=complex)
+            for l in range(La):
+                rows = slice(servingAPs[l] * N, (servingAPs[l] + 1) * N)
+                Hhatallj_active[l * N : (l + 1) * N, :] = Hhat[rows, n, :]
+                C_tot_blk[l * N : (l + 1) * N, l * N : (l + 1) * N] = p * C[:, :, servingAPs[l], :].sum(
+                    axis=2
+                )
+            v = Hhatallj_active[:, k]
+            numerator = p * np.abs(v.conj() @ Hhatallj_active[:, k]) ** 2
+            denominator = (
+                p * np.linalg.norm(v.conj() @ Hhatallj_active) ** 2
+                + (v.conj() @ (C_tot_blk + np.eye(N * La)) @ v).real
+                - numerator
+            )
+            SE[k] += prelog * np.log2(1 + numerator / denominator) / nbrOfRealizations
+    return SE
+
+
+def test_book_spectral_efficiency_is_the_books_theorem_5_1_and_6_1(own_channels, small_scenario):
+    a = own_channels
+    sc = small_scenario
+    Hhat, _, C = book_channel_estimates(a["R"], a["H"], a["Np"], a["pilotIndex"], sc.pilot_power_mw, sc.tau_p)
+    ref = book_theorem_5_1_mr(a["H"], Hhat, C, a["D"], sc.N, sc.ul_power_mw, sc.prelog_ul)
+    se_ul, se_dl = book_spectral_efficiency(a, sc, "mr")
+    np.testing.assert_allclose(se_ul[0].numpy(), ref, rtol=1e-10)
+    # DL: Theorem 6.1 is the hardening (UatF) bound, the same as uatf_spectral_efficiency's
+    uatf_ul, uatf_dl = uatf_spectral_efficiency(a, sc, "mr")
+    torch.testing.assert_close(se_dl, uatf_dl, rtol=1e-12, atol=0)
+    # the UL bound cfmimo optimizes is another quantity: it is below Theorem 5.1 for every UE here
+    assert bool((uatf_ul < se_ul).all())
+    # MMSE: the same as cfmimo's Theorem 5.1 function on the same estimates
+    net = network_from_book(a, sc)
+    state = estimate(net, *channels_from_book(a))
+    torch.testing.assert_close(
+        book_spectral_efficiency(a, sc)[0], instantaneous_estimate_se(net, state), rtol=1e-12, atol=0
+    )
+
+
+def test_books_prelog_for_both_links_is_a_scenario_option(own_channels, small_scenario):
+    a, sc = own_channels, small_scenario
+    book = sc.with_(prelog="book")
+    assert book.prelog_ul == book.prelog_dl == pytest.approx(1 - sc.tau_p / sc.tau_c, rel=1e-15)
+    for se in (book_spectral_efficiency, uatf_spectral_efficiency):
+        (ul, dl), (ul_b, dl_b) = se(a, sc, "mr"), se(a, book, "mr")
+        torch.testing.assert_close(ul_b, ul * book.prelog_ul / sc.prelog_ul, rtol=1e-12, atol=0)
+        torch.testing.assert_close(dl_b, dl * book.prelog_dl / sc.prelog_dl, rtol=1e-12, atol=0)
+    # instances carry it too: the problems' SEs use the scenario's pre-logs
+    from cfmimo.problems.maxmin_power import MaxMinPower
+
+    inst = MaxMinPower().sample(book, 1, seed=0, dtype=torch.float64)
+    assert inst.prelog_ul == inst.prelog_dl == book.prelog_ul
+    # the default is not written out, so scenario dumps (and dataset spec hashes) are unchanged
+    assert "prelog" not in sc.model_dump() and book.model_dump()["prelog"] == "book"
 
 
 # ----------------------------------------------------------------------------- native vs interop
@@ -289,7 +357,7 @@ def test_native_and_interop_paths_agree(small_scenario, tmp_path, combiner):
     for x, y in ((ul, ul2), (dl, dl2)):
         for name in x.__dataclass_fields__:
             torch.testing.assert_close(getattr(y, name), getattr(x, name), rtol=1e-12, atol=0)
-    se_ul, se_dl = book_spectral_efficiency(setups, sc, combiner)
+    se_ul, se_dl = uatf_spectral_efficiency(setups, sc, combiner)
     torch.testing.assert_close(se_ul, native_ul, rtol=1e-12, atol=0)
     torch.testing.assert_close(se_dl, native_dl, rtol=1e-12, atol=0)
     assert bool((se_ul > 0).all())
@@ -306,12 +374,9 @@ def test_stored_estimates_give_the_same_se(small_net, small_state):
     )
     full = to_book(small_net, small_state, noise, index=0, estimates=True)
     stored = {k: v for k, v in full.items() if k != "Np"}
-    for x, y in zip(
-        book_spectral_efficiency(full, small_net.scenario),
-        book_spectral_efficiency(stored, small_net.scenario),
-        strict=True,
-    ):
-        torch.testing.assert_close(x, y, rtol=1e-12, atol=0)
+    for se in (uatf_spectral_efficiency, book_spectral_efficiency):
+        for x, y in zip(se(full, small_net.scenario), se(stored, small_net.scenario), strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=0)
 
 
 def test_network_from_book_adopts_sizes_and_tolerates_missing_positions(
@@ -335,7 +400,8 @@ def test_default_dl_power_respects_per_ap_limit(small_net, small_state):
     )
     arrays = to_book(small_net, small_state, noise, index=0)
     sc = small_net.scenario
-    se_avg = book_spectral_efficiency(arrays, sc, dl_normalization="average")[1]
+    se_avg = uatf_spectral_efficiency(arrays, sc, dl_normalization="average")[1]
+    torch.testing.assert_close(book_spectral_efficiency(arrays, sc, dl_normalization="average")[1], se_avg)
     # rebuild the default: the largest equal power with every AP at most at its limit
     net = network_from_book(arrays, sc)
     _, dl = network_statistics(net, estimate(net, *channels_from_book(arrays)), dl_normalization="average")
@@ -413,8 +479,9 @@ def test_unreadable_and_incomplete_files(small_net, small_state, tmp_path):
         load_mat(partial, require=("H", "Np"))
     with pytest.raises(ValueError, match=r"missing array 'H'"):
         channels_from_book(load_mat(partial))
-    with pytest.raises(ValueError, match=r"needs 'H' and 'Np'"):
-        book_spectral_efficiency(load_mat(partial), small_net.scenario)
+    for se in (uatf_spectral_efficiency, book_spectral_efficiency):
+        with pytest.raises(ValueError, match=rf"{se.__name__} needs 'H' and 'Np'"):
+            se(load_mat(partial), small_net.scenario)
     with pytest.raises(ValueError, match=r"arrays\[1\]: K = 5 differs"):
         other = sample_networks(small_net.scenario.with_(K=5), 1, seed=0, dtype=torch.float64)
         network_from_book([to_book(small_net), to_book(other)], small_net.scenario)

@@ -140,30 +140,17 @@ def dataset_preset(name: str, **overrides: Any) -> DatasetSpec:
 
 def load_spec_file(path: str | os.PathLike) -> DatasetSpec:
     """A DatasetSpec from a YAML file; ValueError naming the file on any problem."""
-    import yaml
+    from cfmimo.config import reject_bool_numbers
+    from cfmimo.yamlio import load_yaml_file
 
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"spec file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"spec file {path} is a directory") from None
-    except OSError as err:
-        raise ValueError(f"spec file {path} is unreadable: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"spec file {path} is not UTF-8 text (byte {err.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"spec file {path} is not valid YAML: {err}") from None
-    except RecursionError:
-        raise ValueError(f"spec file {path} is nested too deeply") from None
+    # the safe reader: UTF-8 only, no anchors/aliases (no alias bombs), no duplicate keys; errors name the file
+    data = load_yaml_file(path, "spec file")
     if not isinstance(data, dict):
         raise ValueError(
             f"spec file {path} must hold a mapping (scenario, sizes, samples, ...), got {type(data).__name__}"
         )
     try:
+        reject_bool_numbers(DatasetSpec, data)  # `samples: true` is not 1 sample
         return DatasetSpec.model_validate(data)
     except ValueError as err:
         raise ValueError(f"spec file {path}: {err}") from None

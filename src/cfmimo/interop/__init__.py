@@ -16,6 +16,7 @@ from cfmimo.interop.matlab import (
     save_npz,
     state_from_book,
     to_book,
+    uatf_spectral_efficiency,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "save_npz",
     "state_from_book",
     "to_book",
+    "uatf_spectral_efficiency",
 ]

@@ -33,8 +33,13 @@ cfmimo's tensors are batched (DESIGN.md section 2): ``h [B, T, L, K, N]``, pilot
     R[n, m, l, k]     = R_cfmimo[b, l, k, n, m]    pilotIndex[k]  = pilot[b, k] + 1
 
 One file holds one setup; a batch is a list of array dicts (one per setup, equal sizes), which
-:func:`network_from_book`, :func:`channels_from_book`, :func:`state_from_book` and
-:func:`book_spectral_efficiency` accept in place of a single dict.
+:func:`network_from_book`, :func:`channels_from_book`, :func:`state_from_book`,
+:func:`book_spectral_efficiency` and :func:`uatf_spectral_efficiency` accept in place of a single dict.
+
+SE conventions: :func:`book_spectral_efficiency` returns the book's quantities (UL Theorem 5.1 with
+instantaneous estimates, DL Theorem 6.1); :func:`uatf_spectral_efficiency` the UatF bounds that
+cfmimo's max-min problems optimize. Both use the scenario's pre-logs; the book's 1 - tau_p/tau_c for
+both links is ``scenario.with_(prelog="book")``.
 
 Reading is forgiving about singleton dimensions only: MATLAB drops trailing ones (``H`` of a single
 UE is ``[L*N, T]``), NumPy users may squeeze others, and vectors may be rows or columns. The sizes
@@ -51,6 +56,8 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,8 +67,15 @@ import scipy.io
 import torch
 
 from cfmimo.config import Scenario
+from cfmimo.npzio import npz_array
 from cfmimo.sim.geometry import distances_2d
-from cfmimo.sim.network import ChannelState, Network, estimate, network_statistics
+from cfmimo.sim.network import (
+    ChannelState,
+    Network,
+    estimate,
+    instantaneous_estimate_se,
+    network_statistics,
+)
 from cfmimo.sim.pilots import master_aps
 from cfmimo.sim.uatf import downlink_sinr, equal_downlink_power, spectral_efficiency, uplink_sinr
 
@@ -521,6 +535,73 @@ def state_from_book(
     return ChannelState(h=stack("H"), h_hat=stack("Hhat"), estimate_cov=stack("B"), error_cov=stack("C"))
 
 
+def _own_state(
+    arrays: BookArrays | Sequence[BookArrays], scenario: Scenario, dtype: torch.dtype | None, who: str
+) -> tuple[Network, ChannelState]:
+    """The network and channel state of the user's arrays (estimated from ``Np`` or stored)."""
+    checked = _checked_list(arrays)
+    net = network_from_book(checked, scenario, dtype=dtype)
+    if all("Np" in c and "H" in c for c in checked):
+        h, noise = channels_from_book(checked, dtype=net.gain_db.dtype)
+        return net, estimate(net, h, noise)
+    if all(all(k in c for k in ("H", "Hhat", "B", "C")) for c in checked):
+        return net, state_from_book(checked, dtype=net.gain_db.dtype)
+    raise ValueError(f"arrays: {who} needs 'H' and 'Np' (or 'H', 'Hhat', 'B' and 'C') in every setup")
+
+
+def _downlink_se(
+    net: Network,
+    dl: Any,
+    dl_power: torch.Tensor | None,
+    normalization: str,
+) -> torch.Tensor:
+    sc = net.scenario
+    shape = tuple(net.pilot.shape)
+    if dl_power is None:
+        dl_power = equal_downlink_power(dl, normalization, sc.dl_power_per_ap_mw)
+    elif tuple(dl_power.shape) != shape:
+        raise ValueError(f"dl_power must be [B, K] = {shape}, got {tuple(dl_power.shape)}")
+    return spectral_efficiency(downlink_sinr(dl, dl_power), sc.prelog_dl)
+
+
+def uatf_spectral_efficiency(
+    arrays: BookArrays | Sequence[BookArrays],
+    scenario: Scenario,
+    combiner: str = "mmse",
+    *,
+    dl_power: torch.Tensor | None = None,
+    dl_normalization: str | None = None,
+    dtype: torch.dtype | None = None,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-UE UatF UL and DL SE (bit/s/Hz) of the user's own channels: what cfmimo's problems
+    optimize (the papers' eqs. (4) and (7); the book's UL bound of Section 7.1 and DL Theorem 6.1).
+
+    Estimates come from ``H`` and ``Np`` (the book's ``functionChannelEstimates``) when ``Np`` is
+    given, else from the stored ``Hhat``, ``B``, ``C``. Centralized combiners ``combiner``
+    ('mmse', 'pmmse', 'przf', 'mr') over the serving APs in ``D``, designed at full UL power;
+    UL SE at full UL power ``scenario.ul_power_mw``. DL precoders are the normalized combiners
+    (``dl_normalization``, scenario's by default). DL powers ``dl_power`` [B, K] in mW; by default
+    equal for all UEs: ``L * dl_power_per_ap_mw / K`` under the papers' sum constraint
+    (``per_realization``), or the largest equal power that keeps every AP within
+    ``dl_power_per_ap_mw`` (``average``, the book's per-AP limits). Pre-logs are
+    ``scenario.prelog_ul``/``prelog_dl``: tau_u/tau_c and tau_d/tau_c, or the book's
+    1 - tau_p/tau_c for both with ``scenario.with_(prelog="book")``.
+
+    This was ``book_spectral_efficiency`` before; that name now returns the book's UL quantity
+    (Theorem 5.1), which differs from this UL bound by 3-23 % (see :func:`book_spectral_efficiency`).
+
+    Shapes:
+        arrays: one setup or a list of B -> (se_ul [B, K], se_dl [B, K]).
+    """
+    net, state = _own_state(arrays, scenario, dtype, "uatf_spectral_efficiency")
+    normalization = dl_normalization or net.scenario.dl_normalization
+    ul, dl = network_statistics(net, state, combiner, dl_normalization=normalization, chunk=chunk)
+    p = torch.full(net.pilot.shape, net.scenario.ul_power_mw, dtype=net.gain_db.dtype)
+    se_ul = spectral_efficiency(uplink_sinr(ul, p), net.scenario.prelog_ul)
+    return se_ul, _downlink_se(net, dl, dl_power, normalization)
+
+
 def book_spectral_efficiency(
     arrays: BookArrays | Sequence[BookArrays],
     scenario: Scenario,
@@ -531,44 +612,28 @@ def book_spectral_efficiency(
     dtype: torch.dtype | None = None,
     chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-UE UatF UL and DL SE (bit/s/Hz) of the user's own channels.
+    """Per-UE UL and DL SE (bit/s/Hz) as the book defines them for centralized operation, from the
+    user's own channels (the values of the book's ``functionComputeSE_uplink`` and
+    ``functionComputeSE_downlink``):
 
-    Estimates come from ``H`` and ``Np`` (the book's ``functionChannelEstimates``) when ``Np`` is
-    given, else from the stored ``Hhat``, ``B``, ``C``. Centralized combiners ``combiner``
-    ('mmse', 'pmmse', 'przf', 'mr') over the serving APs in ``D``, designed at full UL power;
-    UL SE at full UL power ``scenario.ul_power_mw`` (the papers' eq. (4)). DL precoders are the
-    normalized combiners (``dl_normalization``, scenario's by default). DL powers ``dl_power``
-    [B, K] in mW; by default equal for all UEs: ``L * dl_power_per_ap_mw / K`` under the papers'
-    sum constraint (``per_realization``), or the largest equal power that keeps every AP within
-    ``dl_power_per_ap_mw`` (``average``, the book's per-AP limits). Pre-logs are
-    ``scenario.prelog_ul``/``prelog_dl`` (tau_u/tau_c, tau_d/tau_c); for the book's UL pre-log
-    1 - tau_p/tau_c use a scenario with tau_u = tau_c - tau_p.
+    * UL: Theorem 5.1, SE_k = prelog_ul E{log2(1 + SINR_k)} with the instantaneous SINR of the
+      estimates (``cfmimo.sim.network.instantaneous_estimate_se``), full UL power;
+    * DL: Theorem 6.1, the hardening bound prelog_dl log2(1 + SINR_k) (the same as
+      :func:`uatf_spectral_efficiency`'s DL).
+
+    Arguments as in :func:`uatf_spectral_efficiency`. The book's pre-log 1 - tau_p/tau_c for both
+    links: pass ``scenario.with_(prelog="book")``. Changed: this function used to return the UatF
+    bound for UL (3-23 % below Theorem 5.1 on the book's setups); that is now
+    :func:`uatf_spectral_efficiency` (same arguments, same values as before).
 
     Shapes:
         arrays: one setup or a list of B -> (se_ul [B, K], se_dl [B, K]).
     """
-    checked = _checked_list(arrays)
-    net = network_from_book(checked, scenario, dtype=dtype)
-    if all("Np" in c and "H" in c for c in checked):
-        h, noise = channels_from_book(checked, dtype=net.gain_db.dtype)
-        state = estimate(net, h, noise)
-    elif all(all(k in c for k in ("H", "Hhat", "B", "C")) for c in checked):
-        state = state_from_book(checked, dtype=net.gain_db.dtype)
-    else:
-        raise ValueError(
-            "arrays: book_spectral_efficiency needs 'H' and 'Np' (or 'H', 'Hhat', 'B' and 'C') in every setup"
-        )
-    sc = net.scenario
-    normalization = dl_normalization or sc.dl_normalization
-    ul, dl = network_statistics(net, state, combiner, dl_normalization=normalization, chunk=chunk)
-    p = torch.full(net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype)
-    se_ul = spectral_efficiency(uplink_sinr(ul, p), sc.prelog_ul)
-    if dl_power is None:
-        dl_power = equal_downlink_power(dl, normalization, sc.dl_power_per_ap_mw)
-    elif tuple(dl_power.shape) != tuple(p.shape):
-        raise ValueError(f"dl_power must be [B, K] = {tuple(p.shape)}, got {tuple(dl_power.shape)}")
-    se_dl = spectral_efficiency(downlink_sinr(dl, dl_power), sc.prelog_dl)
-    return se_ul, se_dl
+    net, state = _own_state(arrays, scenario, dtype, "book_spectral_efficiency")
+    normalization = dl_normalization or net.scenario.dl_normalization
+    _, dl = network_statistics(net, state, combiner, dl_normalization=normalization, chunk=chunk)
+    se_ul = instantaneous_estimate_se(net, state, combiner)
+    return se_ul, _downlink_se(net, dl, dl_power, normalization)
 
 
 # ----------------------------------------------------------------------------- files
@@ -614,6 +679,12 @@ def _read_hdf5_mat(path: Path) -> dict[str, np.ndarray]:
             node = f.get(name)
             if not isinstance(node, h5py.Dataset):
                 continue
+            size = node.size * node.dtype.itemsize  # checked before h5py allocates the declared shape
+            if size > MAX_NPZ_ARRAY_BYTES:
+                raise ValueError(
+                    f"array '{name}' declares shape {node.shape} ({size} bytes), over the "
+                    f"{MAX_NPZ_ARRAY_BYTES}-byte limit"
+                )
             a = node[()]
             if a.dtype.names and {"real", "imag"} <= set(a.dtype.names):
                 a = a["real"] + 1j * a["imag"]
@@ -640,7 +711,16 @@ def load_mat(path: str | os.PathLike, *, require: Iterable[str] = ()) -> dict[st
             raw = _read_hdf5_mat(path)
         else:
             raw = scipy.io.loadmat(path, squeeze_me=False, chars_as_strings=True)
-    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as err:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        RuntimeError,
+        NotImplementedError,
+        zlib.error,
+        scipy.io.matlab.MatReadError,
+    ) as err:  # h5py raises KeyError/RuntimeError on some corrupt files
         raise ValueError(f"{path}: cannot read as a MATLAB .mat file: {err}") from err
     return check_book_arrays(raw, source=str(path), require=require)
 
@@ -656,8 +736,19 @@ def save_npz(path: str | os.PathLike, arrays: BookArrays, *, compress: bool = Fa
     return _atomic_write(path, lambda f: saver(f, **checked))
 
 
-def load_npz(path: str | os.PathLike, *, require: Iterable[str] = ()) -> dict[str, np.ndarray]:
+#: largest array ``load_npz`` reads (bytes); ``H`` of L*N = 400 antennas, 1000 realizations and
+#: K = 40 UEs is 256 MiB
+MAX_NPZ_ARRAY_BYTES = 4 << 30
+
+
+def load_npz(
+    path: str | os.PathLike, *, require: Iterable[str] = (), max_bytes: int = MAX_NPZ_ARRAY_BYTES
+) -> dict[str, np.ndarray]:
     """Read one setup's book arrays from a .npz file (no pickle), validated.
+
+    Each array's declared size is checked against its zip member and ``max_bytes`` before NumPy
+    allocates it (``cfmimo.npzio``); truncated, non-zip and corrupt files raise a ValueError naming
+    the file.
 
     Shapes:
         returns the canonical book arrays (see :func:`check_book_arrays`).
@@ -667,10 +758,14 @@ def load_npz(path: str | os.PathLike, *, require: Iterable[str] = ()) -> dict[st
         raise FileNotFoundError(f"no such .npz file: {path}")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: not a .npz archive of named arrays (got a single array)")
+        with data:
+            raw = {k: npz_array(data, k, path, max_bytes) for k in data.files if k in BOOK_FIELDS}
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
         raise ValueError(f"{path}: cannot read as a NumPy .npz file: {err}") from err
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not a .npz archive of named arrays (got a single array)")
-    with data:
-        raw = {k: data[k] for k in data.files if k in BOOK_FIELDS}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path}: cannot read as a NumPy .npz file: {err}") from err
     return check_book_arrays(raw, source=str(path), require=require)

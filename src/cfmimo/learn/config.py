@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cfmimo.config import atomic_write_text
+from cfmimo.config import atomic_write_text, reject_bool_numbers
 from cfmimo.models import ModelConfig
+from cfmimo.yamlio import load_yaml_file, load_yaml_text
 
 __all__ = [
     "DataConfig",
@@ -34,6 +35,7 @@ __all__ = [
     "TrainConfig",
     "TrainerConfig",
     "apply_overrides",
+    "check_train_setup",
     "load_train_config",
     "parse_override",
 ]
@@ -45,9 +47,16 @@ BatchLimit = PositiveInt | Annotated[float, Field(gt=0, le=1)] | None
 
 
 class _Strict(BaseModel):
-    """Unknown fields, NaN and infinities are rejected; instances are immutable."""
+    """Unknown fields, NaN and infinities are rejected; a bool is not a number (``epochs: true``
+    fails naming the field, also inside the nested ModelConfig); instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        reject_bool_numbers(cls, data)
+        return data
 
 
 class DataConfig(_Strict):
@@ -180,7 +189,9 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "config"
-        lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        # a model-level error (no location) would echo the whole input: its message names the field
+        got = f" (got {e.get('input')!r})" if e["loc"] else ""
+        lines.append(f"{where}: {e['msg']}{got}")
     return "invalid training config: " + "; ".join(lines)
 
 
@@ -193,10 +204,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = key.strip().split(".")
     if not all(path):
         raise ValueError(f"override {text!r}: the key must be dotted field names, e.g. trainer.epochs")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ValueError(f"override {text!r}: cannot parse the value as YAML: {err}") from None
+    value = load_yaml_text(raw, f"override {text!r}") if raw.strip() else None
     return path, value
 
 
@@ -224,12 +232,49 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 def load_train_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> TrainConfig:
     """Read a YAML training config and apply dotted overrides; ValueError naming the file or field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"cannot read training config {path}: {err}") from None
+    data = load_yaml_file(path, "training config")  # safe loader: no aliases, no duplicate keys
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"training config {path} must hold a mapping, got {type(data).__name__}")
     return TrainConfig.from_dict(apply_overrides(data, overrides))
+
+
+#: accelerator names Lightning accepts
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+
+
+def check_train_setup(config: TrainConfig) -> None:
+    """What a config asks of this machine, checked before any data is read; ValueError naming the
+    field: ``trainer.out_dir`` must be (or be creatable as) a folder, ``trainer.accelerator`` one of
+    Lightning's names and available (``gpu``/``cuda`` needs a CUDA GPU, ``trainer.devices`` at most
+    the GPU count). Not part of validation, so a config stays loadable on any machine."""
+    import torch
+
+    out = Path(config.trainer.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"trainer.out_dir {out} is a file, not a directory")
+    ancestor = out
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ValueError(f"trainer.out_dir {out}: {ancestor} is a file, so the folder cannot be created")
+    if ancestor.exists() and not os.access(ancestor, os.W_OK):
+        raise ValueError(f"trainer.out_dir {out}: {ancestor} is not writable")
+    accelerator = config.trainer.accelerator.lower()
+    if accelerator not in ACCELERATORS:
+        raise ValueError(
+            f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {config.trainer.accelerator!r}"
+        )
+    if accelerator in ("gpu", "cuda"):
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if available == 0:
+            raise ValueError(
+                f"trainer.accelerator={config.trainer.accelerator!r} but no CUDA GPU is available on this "
+                "machine; use trainer.accelerator=cpu (or auto)"
+            )
+        devices = config.trainer.devices
+        if isinstance(devices, int) and devices > available:
+            raise ValueError(f"trainer.devices={devices} but only {available} CUDA GPU(s) are available")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("trainer.accelerator='mps' but MPS is not available on this machine")

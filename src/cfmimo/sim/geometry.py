@@ -98,6 +98,21 @@ def link_angles(
     return d2d, azimuth, elevation
 
 
+def _disc_error(
+    radius: float, count: int, kept: int, drawn: int, index: int, span: torch.Tensor, why: str
+) -> None:
+    raise ValueError(
+        f"ue_disc_radius_m = {radius:g} m: rejection sampling kept {kept} of {count} UEs from {drawn} "
+        f"candidates in setup {index}; {why} their {float(span[0]):.3g} m x {float(span[1]):.3g} m "
+        f"bounding box (at most {MAX_DISC_CANDIDATES} candidates are drawn): choose another "
+        f"ue_disc_radius_m (a radius comparable to the AP spacing)"
+    )
+
+
+#: most candidate points drawn per setup by ``disc_union_positions`` before it gives up
+MAX_DISC_CANDIDATES = 1 << 21
+
+
 def disc_union_positions(
     centers: torch.Tensor,
     radius: float,
@@ -110,22 +125,42 @@ def disc_union_positions(
     """Points uniform over the union of discs of ``radius`` around ``centers`` (rejection sampling).
 
     Uniform over the union, not "pick a disc, then a point" (which over-weights overlaps). Draws
-    from the bounding box of the discs, one stream per sample, until ``count`` points are kept.
+    from the bounding box of the discs, one stream per sample, in rounds of ``4 * count``
+    candidates until ``count`` points are kept. The number of candidates is bounded
+    (:data:`MAX_DISC_CANDIDATES` per setup): when the discs cover too little of their bounding box
+    (a radius tiny next to the spacing of the centres) a ValueError naming ``ue_disc_radius_m``
+    says how many points were kept, instead of a loop that never ends.
 
     Shapes:
         centers: [B, P, 2] -> [B, count, 2].
     """
     if len(indices) != centers.shape[0]:
         raise ValueError(f"indices has {len(indices)} entries for {centers.shape[0]} setups")
+    if not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"ue_disc_radius_m (radius) must be a positive finite number, got {radius!r}")
     out = []
     for b, index in enumerate(indices):
         c = centers[b].double().cpu()
         lo, hi = c.min(0).values - radius, c.max(0).values + radius
+        box = float((hi - lo).prod())
+        # the discs cover at most P pi r^2 of the box: fail at once when even that bound cannot
+        # keep `count` points within the candidate budget (and when squared distances overflow)
+        finite = math.isfinite(box * box) and box > 0
+        cover = min(1.0, c.shape[0] * math.pi * radius * radius / box) if finite else 0.0
+        if not finite or cover * MAX_DISC_CANDIDATES < count:
+            _disc_error(radius, count, 0, 0, index, hi - lo, f"the discs cover at most {cover:.1e} of")
         g = stream(seed, name, index)
         kept = torch.empty(0, 2, dtype=torch.float64)
+        drawn = 0
         while kept.shape[0] < count:
-            cand = lo + (hi - lo) * torch.rand(4 * count, 2, generator=g, dtype=torch.float64)
+            if drawn >= MAX_DISC_CANDIDATES:
+                _disc_error(radius, count, kept.shape[0], drawn, index, hi - lo, "the discs cover little of")
+            # rounds of 4 * count candidates (the streams of existing datasets); after 64 rounds
+            # (acceptance below ~1/256) larger rounds, so the bound is reached in seconds
+            size = 4 * count if drawn < 256 * count else 1 << 16
+            cand = lo + (hi - lo) * torch.rand(size, 2, generator=g, dtype=torch.float64)
             inside = (torch.cdist(cand, c) <= radius).any(dim=1)
             kept = torch.cat([kept, cand[inside]])
+            drawn += size
         out.append(kept[:count])
     return torch.stack(out).to(dtype=centers.dtype, device=centers.device)

@@ -184,21 +184,31 @@ def maxmin_fixed_point(
     *,
     tolerance: float = 0.01,
     max_iter: int = 100_000,
+    start: torch.Tensor | None = None,
 ) -> MaxMinSolution:
     """The book's fixed-point algorithm (Algorithms 7.1/7.3), batched.
 
     p <- q / max_j (a_j^T q / P_j) with q = T p + u, starting from the budget-scaled all-ones
-    vector; stops when max_k SINR_k - min_k SINR_k < ``tolerance`` (the book uses 0.01).
-    Converges geometrically to the same optimum as ``maxmin_closed_form``.
+    vector, or from ``start`` [B, K] used as given (unscaled, like the book's codes: full power
+    p_max in Algorithm 7.1, rho_max / K in Algorithm 7.3; see ``MaxMinFixedPoint(start="book")``);
+    stops when max_k SINR_k - min_k SINR_k < ``tolerance`` (the book uses 0.01). The SINR spread
+    is checked before each update, so a start that already meets the tolerance is returned as is.
+    Converges geometrically to the same optimum as ``maxmin_closed_form``; at a loose tolerance
+    the result depends on the start.
 
     Shapes:
-        A [B, J, K], budget [B, J] -> MaxMinSolution.
+        A [B, J, K], budget [B, J], start [B, K] or None -> MaxMinSolution.
     """
     _check_constraints(problem, A, budget)
     act = problem.active
     a = A.to(problem.u.dtype) / budget.to(problem.u.dtype)[..., None]
-    p = act.to(problem.u.dtype)
-    p = p / (a @ p[..., None]).squeeze(-1).amax(-1, keepdim=True).clamp_min(1e-300)
+    if start is None:
+        p = act.to(problem.u.dtype)
+        p = p / (a @ p[..., None]).squeeze(-1).amax(-1, keepdim=True).clamp_min(1e-300)
+    else:
+        if start.shape != problem.u.shape:
+            raise ValueError(f"start must be [B, K] = {tuple(problem.u.shape)}, got {tuple(start.shape)}")
+        p = torch.where(act, start.to(problem.u.dtype), torch.zeros_like(problem.u))
     done = ~act.any(-1)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
