@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cfmimo import __version__
-from cfmimo.config import Scenario, preset, preset_names, reject_bool_numbers
-from cfmimo.yamlio import load_yaml_file
+from cfmimo.config import Scenario, preset, preset_names
 
 app = typer.Typer(
     help="cfmimo: learning-based resource allocation for cell-free massive MIMO.",
