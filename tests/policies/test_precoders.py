@@ -15,7 +15,10 @@ PROBLEM = SumRatePrecoding()
 def _instance(B=3, L=3, K=4, N=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     shape = (B, L, K, N)
-    h = torch.complex(torch.randn(shape, generator=g, dtype=torch.float64), torch.randn(shape, generator=g, dtype=torch.float64))
+    h = torch.complex(
+        torch.randn(shape, generator=g, dtype=torch.float64),
+        torch.randn(shape, generator=g, dtype=torch.float64),
+    )
     h = h * (10 * torch.rand(B, L, K, 1, generator=g, dtype=torch.float64)).sqrt() / math.sqrt(2)
     assoc = torch.rand(B, L, K, generator=g) < 0.6
     assoc[:, 0] = True
@@ -74,7 +77,9 @@ def test_ue_permutation_equivariance_and_wmmse_beats_its_rzf_start():
     rzf = PROBLEM.objective(inst, RZFPrecoder()(inst))
     wm = WMMSE(random_starts=0, max_iterations=30)(inst)
     assert (PROBLEM.objective(inst, wm) >= rzf - 1e-12).all()
-    assert torch.allclose(wm.info["history"][:, 0, 0], rzf, rtol=1e-12)  # the RZF start is exactly this policy
+    assert torch.allclose(
+        wm.info["history"][:, 0, 0], rzf, rtol=1e-12
+    )  # the RZF start is exactly this policy
 
 
 def test_bad_options():
