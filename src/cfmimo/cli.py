@@ -117,7 +117,6 @@ def solve_max_min(
     )
 
 
-
 @solve_app.command("sum-rate")
 def solve_sum_rate(
     preset_name: PresetOption = "aagnn",
@@ -179,6 +178,7 @@ def solve_sum_rate(
         + ", ".join(f"{n} {c}" for n, c in zip(w["start_names"], w["best_start_counts"], strict=True))
         + ". per_ap: every serving AP at P; common: one factor per setup."
     )
+
 
 data_app = typer.Typer(help="Generate and inspect labelled datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
