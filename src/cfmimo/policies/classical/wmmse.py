@@ -160,17 +160,15 @@ def _ap_block(
         # (A_l + mu I)^+ c_i = B (G + mu I)^+ x_i with the K x K Gram G = B^H B = Q diag(sigma) Q^H and
         # ||v_i||^2 = sum_j sigma_j |(Q^H x_i)_j|^2 / (sigma_j + mu)^2: a K x K instead of N x N eigenproblem.
         ra = a.sqrt()  # [P, K]
-        bt = ra.to(h_l.dtype)[..., None] * h_l  # [P, K, N]: row k = (sqrt(a_k) h_lk)^T = column k of B
-        diag = torch.where(
-            ra > 0, beta / ra.clamp_min(tiny).to(beta.dtype), 0.0
-        )  # [P, K]: beta_i / sqrt(a_i)
-        x = torch.diag_embed(diag) - rest.mT * ra[:, None, :].to(rest.dtype)  # [P, K(i), K(k)]
+        bt = ra[..., None] * h_l  # [P, K, N]: row k = (sqrt(a_k) h_lk)^T = column k of B
+        diag = torch.where(ra > 0, beta / ra.clamp_min(tiny), 0.0)  # [P, K]: beta_i / sqrt(a_i)
+        x = torch.diag_embed(diag) - rest.mT * ra[:, None, :]  # [P, K(i), K(k)]
         x = x * d_l[..., None]  # unserved streams stay zero
         lam, Q = torch.linalg.eigh(bt.conj() @ bt.mT)  # G [P, K, K]: lam [P, K] ascending
         basis, back = Q.conj(), lambda z: z @ Q.mT @ bt  # v rows = (B Q z_i)^T
         weight = lam  # ||B Q e_j||^2 = sigma_j
     else:
-        ah = a.to(h_l.dtype)[..., None] * h_l  # [P, K, N]: a_k h_lk
+        ah = a[..., None] * h_l  # [P, K, N]: a_k h_lk
         x = (beta[..., None] * h_l - rest.mT @ ah) * d_l[..., None]  # [P, K(i), N]: c_i, unserved zero
         lam, U = torch.linalg.eigh(ah.mT @ h_l.conj())  # A_l = sum_k a_k h_lk h_lk^H [P, N, N]
         basis, back = U.conj(), lambda z: z @ U.mT  # v rows = (U z_i)^T
@@ -182,13 +180,13 @@ def _ap_block(
     mu = _multiplier(weight * _abs2(y).sum(1), lam, budget, rounds, points)  # [P]
     denom = lam + mu[:, None]  # [P, D]
     coef = torch.where(null | (denom <= 0), 0.0, 1.0 / torch.where(denom > 0, denom, 1.0))  # [P, D]
-    v_new = back(y * coef[:, None, :].to(y.dtype))  # [P, K(i), N]
+    v_new = back(y * coef[:, None, :])  # [P, K(i), N]
     power = _abs2(v_new).sum(dim=(-2, -1))  # [P]
     # mu > 0: the budget binds (complementary slackness), so scale to exactly P_l (this also removes the
     # multiplier's rounding); mu = 0: only guard against exceeding the budget by rounding
     tight = (mu > 0) | (power > budget)
     scale = torch.where(tight & (power > 0), (budget / power.clamp_min(tiny)).sqrt(), 1.0)
-    return v_new * scale[:, None, None].to(v_new.dtype)
+    return v_new * scale[:, None, None]
 
 
 def wmmse(
@@ -246,10 +244,10 @@ def wmmse(
         pw = _abs2(g)  # [P, K, K]
         signal = torch.diagonal(pw, dim1=-2, dim2=-1)  # [P, K]
         total = pw.sum(-1) + noise[:, None]  # [P, K]
-        u = torch.diagonal(g, dim1=-2, dim2=-1) / total.to(g.dtype)  # [P, K]
+        u = torch.diagonal(g, dim1=-2, dim2=-1) / total  # [P, K]
         w = total / (total - signal)  # 1 / e_k = 1 + gamma_k, [P, K]
         a = weights * w * _abs2(u)  # [P, K]
-        beta = (weights * w).to(u.dtype) * u  # [P, K]
+        beta = (weights * w) * u  # [P, K]
         # step 3: Gauss-Seidel over AP blocks (each step batched over problems, streams and antennas)
         v_new, g_new = v, g
         for _ in range(sweeps):
