@@ -96,11 +96,11 @@ def _ap_power(s: Tensor, lam: Tensor, mu: Tensor) -> Tensor:
 
 
 def _multiplier(s: Tensor, lam: Tensor, budget: Tensor, rounds: int, points: int, newton: int = 3) -> Tensor:
-    """Smallest mu >= 0 with p(mu) <= P (to the multisection's resolution, always on the feasible side).
+    """The multiplier of one AP budget: 0 if the pseudo-inverse solution fits (p(0) <= P), else the root of
+    p(mu) = sum_n s_n / (lam_n + mu)^2 = P: multisection in log(mu), then Newton steps inside the bracket.
 
-    ``s`` holds the squared coefficients of c in A's eigenbasis with null-space components already
-    zeroed, ``lam`` the eigenvalues (0 on the null space). mu = 0 is taken when the pseudo-inverse
-    solution fits.
+    ``s`` holds the (weighted) squared coefficients of c in the eigenbasis with null-space components
+    already zeroed, ``lam`` the eigenvalues (0 on the null space).
 
     Shapes: s, lam [P, N]; budget [P] -> mu [P].
     """
@@ -114,9 +114,8 @@ def _multiplier(s: Tensor, lam: Tensor, budget: Tensor, rounds: int, points: int
     for _ in range(rounds):
         log_grid = log_lo[:, None] + (log_hi - log_lo)[:, None] * t  # [P, G], grid[:, -1] = hi
         fits = _ap_power(s, lam, log_grid.exp()) <= budget[:, None]  # [P, G], monotone in mu
-        j = (points - fits.sum(-1)).clamp_max(
-            points - 1
-        )  # first feasible point (the last, hi, fits up to rounding)
+        # first feasible grid point (the last one, hi, fits up to rounding)
+        j = (points - fits.sum(-1)).clamp_max(points - 1)
         log_hi = log_grid.gather(-1, j[:, None]).squeeze(-1)
         below = log_grid.gather(-1, (j - 1).clamp_min(0)[:, None]).squeeze(-1)
         log_lo = torch.where(j > 0, below, log_lo - 3 * math.log(10.0))  # mu* below the bracket: extend
