@@ -172,3 +172,23 @@ def test_ao_sca_policy_is_feasible_after_repair_and_reweighted_switches_links_of
     # (above -20 dB, its default threshold)
     assert lit.info["links_on"].tolist() == [32, 32]
     assert bool((rw.info["links_on"] < 32).all())
+
+
+def test_cli_solve_wsr_json():
+    import json
+
+    from typer.testing import CliRunner
+
+    from cfmimo.cli import app
+
+    args = ["solve", "wsr", "--setups", "3", "--policies", "fc_zf", "--capacity-mbps", "40", "--json"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    r = json.loads(out.output)
+    fc = r["policies"]["fc_zf"]
+    assert r["capacity_bps"] == 40e6 and fc["feasible_without_repair"] == 1.0 and fc["aps_per_ue"] == 8.0
+    assert fc["wsr"] <= 4.0 + 1e-9 and fc["wsr_mbps"] == pytest.approx(10 * fc["wsr"])
+    bad = CliRunner().invoke(app, ["solve", "wsr", "--setups", "1", "--policies", "nope"])
+    assert bad.exit_code != 0 and "nope" in bad.output
+    bad = CliRunner().invoke(app, ["solve", "wsr", "--setups", "1", "--capacity-mbps", "-1"])
+    assert bad.exit_code != 0 and "capacity" in bad.output

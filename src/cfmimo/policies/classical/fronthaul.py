@@ -359,7 +359,8 @@ class AOSCA:
 
     ``info``: "f" (list per instance of f (10) per iteration, nats, the MRT start first), "wsr_iter" (the
     actual WSR per iteration, bit/s/Hz), "iterations", "converged", "failed" [B], "links_on" [B] (links
-    above the threshold before repair), "feasible_before_repair" [B], "seconds" [B].
+    above the threshold before repair), "feasible_before_repair" [B], "wsr_before_repair" [B] (bit/s/Hz of the
+    thresholded beams, actual SINRs), "seconds" [B].
     """
 
     variant: Literal["literal", "reweighted"] = "literal"
@@ -418,6 +419,7 @@ class AOSCA:
             "failed": torch.tensor([r["failed"] for r in hist]),
             "links_on": x.flatten(1).sum(-1),
             "feasible_before_repair": violation <= 1e-9,
+            "wsr_before_repair": _PROBLEM.objective(inst, alloc),
             "seconds": torch.tensor(seconds),
         }
         alloc = Allocation(precoders=v, serving=x, info=info)
