@@ -10,7 +10,9 @@ import torch
 
 from cfmimo.config import preset
 from cfmimo.policies.classical.fronthaul import AOSCA, FCZF, ao_sca_instance, beam_step, gamma_step
+from cfmimo.problems.base import Allocation
 from cfmimo.problems.fronthaul_wsr import FronthaulWSR, fronthaul_instance
+from cfmimo.testing import assert_policy
 
 cp = pytest.importorskip("cvxpy")
 
@@ -192,3 +194,26 @@ def test_cli_solve_wsr_json():
     assert bad.exit_code != 0 and "nope" in bad.output
     bad = CliRunner().invoke(app, ["solve", "wsr", "--setups", "1", "--capacity-mbps", "-1"])
     assert bad.exit_code != 0 and "capacity" in bad.output
+
+
+def test_fczf_meets_the_policy_contract_with_ue_and_ap_permutations(egat3):
+    inst = egat3.with_capacity(40e6)
+    alloc = assert_policy(PROBLEM, FCZF(), inst, rtol=1e-7, atol=1e-9)
+    assert alloc.precoders.dtype == torch.complex128
+    f32 = PROBLEM.sample(preset("egat"), 3, seed=5)  # float32 instance -> complex64 decisions
+    assert_policy(PROBLEM, FCZF(), f32, rtol=1e-3, atol=1e-4)
+
+    def first_ap_only(i):  # serves every UE from AP 0 whatever the order: not AP-equivariant
+        x = torch.zeros(i.h.shape[:-1], dtype=torch.bool)
+        x[:, 0] = True
+        return Allocation(precoders=i.h * x.unsqueeze(-1) * 0.01, serving=x)
+
+    with pytest.raises(AssertionError, match="not permuted with the APs"):
+        assert_policy(PROBLEM, first_ap_only, inst, feasible=False)
+
+    def wrong_dtype(i):
+        a = FCZF()(i)
+        return Allocation(precoders=a.precoders.to(torch.complex64), serving=a.serving)
+
+    with pytest.raises((AssertionError, TypeError), match="dtype"):  # the problem's check comes first
+        assert_policy(PROBLEM, wrong_dtype, inst, feasible=False, permutation=False)
