@@ -194,13 +194,13 @@ def solve_wsr(
         float | None, typer.Option(help="Shadowing decorrelation distance in m (egat: 500).")
     ] = None,
     policies: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of: ao_sca, ao_sca_literal, fc_zf.")
+        str | None, typer.Option(help="Comma-separated subset of: ao_sca, ao_sca_literal, pc_wmmse, fc_zf.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     batch: Annotated[int, typer.Option(min=1, help="Setups per batch.")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Fronthaul-constrained weighted sum rate (egat): AO-SCA (reweighted, literal) and FC-ZF."""
+    """Fronthaul-constrained weighted sum rate (egat): AO-SCA (reweighted, literal), PC-WMMSE, FC-ZF."""
     from rich.progress import Progress
 
     from cfmimo.solve import compare_wsr_policies

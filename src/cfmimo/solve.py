@@ -155,11 +155,12 @@ def compare_sumrate_policies(
 # ----------------------------------------------------------------------------- fronthaul-constrained WSR
 def wsr_policies() -> dict[str, Any]:
     """The classical policies of ``cfmimo solve wsr`` (egat-fronthaul.md Sect. V-A), by name."""
-    from cfmimo.policies.classical.fronthaul import AOSCA, FCZF
+    from cfmimo.policies.classical.fronthaul import AOSCA, FCZF, PCWMMSE
 
     return {
         "ao_sca": AOSCA(variant="reweighted"),
         "ao_sca_literal": AOSCA(variant="literal"),
+        "pc_wmmse": PCWMMSE(),
         "fc_zf": FCZF(),
     }
 
@@ -207,6 +208,8 @@ def compare_wsr_policies(
             violation = problem.violation(inst, alloc)
             raw_ok = alloc.info.get("feasible_before_repair", violation <= 1e-6)
             before = alloc.info.get("wsr_before_repair", problem.objective(inst, alloc))
+            if "feasible_before_drop" in alloc.info:  # PC-WMMSE: its dropping is its own repair
+                raw_ok, before = alloc.info["feasible_before_drop"], alloc.info["wsr_before_drop"]
             if bool((violation > 1e-6).any()):
                 alloc = problem.repair(inst, alloc)
             m = problem.metrics(inst, alloc)

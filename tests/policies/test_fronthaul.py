@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cfmimo.config import preset
-from cfmimo.policies.classical.fronthaul import AOSCA, FCZF, ao_sca_instance, beam_step, gamma_step
+from cfmimo.policies.classical.fronthaul import AOSCA, FCZF, PCWMMSE, ao_sca_instance, beam_step, gamma_step
 from cfmimo.problems.base import Allocation
 from cfmimo.problems.fronthaul_wsr import FronthaulWSR, fronthaul_instance
 from cfmimo.testing import assert_policy
@@ -217,3 +217,24 @@ def test_fczf_meets_the_policy_contract_with_ue_and_ap_permutations(egat3):
 
     with pytest.raises((AssertionError, TypeError), match="dtype"):  # the problem's check comes first
         assert_policy(PROBLEM, wrong_dtype, inst, feasible=False, permutation=False)
+
+
+# ------------------------------------------------------------------------------------------ PC-WMMSE
+def test_pc_wmmse_is_monotone_before_dropping_and_feasible_after(egat3):
+    inst = egat3.with_capacity(60e6)
+    alloc = PCWMMSE(max_iterations=40)(inst)
+    hist = alloc.info["history"]  # [B, T + 1] WSR per WMMSE iteration on the full association
+    assert bool((hist.diff(dim=-1) >= -1e-9 * hist[:, 1:].abs()).all())
+    assert bool((hist[:, -1] > hist[:, 0]).all())  # WMMSE improves on its RZF start
+    assert float(PROBLEM.violation(inst, alloc).max()) <= 1e-9
+    assert float(alloc.precoders[~alloc.serving].abs().sum()) == 0.0
+    assert bool((alloc.info["dropped"] > 0).all())  # 60 Mbit/s binds on full association
+    # the WSR of the first WMMSE run is the one scored before dropping
+    assert torch.allclose(alloc.info["wsr_before_drop"], hist[:, -1], rtol=1e-9)
+    # without a binding fronthaul, nothing is dropped and the result is WMMSE on all links
+    free = PCWMMSE(max_iterations=40)(egat3.with_capacity(1e12))
+    assert bool(free.serving.all()) and bool(free.info["feasible_before_drop"].all())
+    assert torch.allclose(PROBLEM.objective(egat3, free), free.info["history"][:, -1], rtol=1e-9)
+    # re-optimizing after each round also ends feasible
+    again = PCWMMSE(max_iterations=10, reoptimize=True)(inst.take(slice(0, 1)))
+    assert float(PROBLEM.violation(inst.take(slice(0, 1)), again).max()) <= 1e-9
