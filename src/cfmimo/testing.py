@@ -7,7 +7,11 @@
     per-sample), so batch composition never changes results;
   * is equivariant to UE order, when the instance supports ``permute_ues``: permuting the UEs
     permutes the decisions (skip with ``permutation=False`` for order-dependent models, e.g. a
-    binary tree over UEs, and test the invariance they do have instead).
+    binary tree over UEs, and test the invariance they do have instead);
+  * is equivariant to AP order, when the instance supports ``permute_aps`` (decisions with an AP axis
+    are permuted, per-UE decisions unchanged).
+The dtype/device reference is the instance's first floating tensor field (any family): real decisions
+must have its real dtype, complex ones the matching complex dtype.
 """
 
 from __future__ import annotations
@@ -17,6 +21,21 @@ import torch
 from cfmimo.problems.base import Allocation, Policy, Problem
 
 _UE_AXIS = {"p_ul": 1, "p_dl": 1, "serving": 2, "link_power": 2, "precoders": 2}
+_AP_AXIS = {"serving": 1, "link_power": 1, "precoders": 1}
+
+
+def _reference(instance) -> torch.Tensor | None:
+    """The instance's first floating (real or complex) tensor, searched through dataclass fields."""
+    if hasattr(instance, "uplink"):
+        return next(iter(instance.uplink.__dict__.values()))
+    for value in getattr(instance, "__dict__", {}).values():
+        if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
+            return value
+    return None
+
+
+def _real_of(dtype: torch.dtype) -> torch.dtype:
+    return torch.empty((), dtype=dtype).real.dtype
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float) -> bool:
@@ -43,11 +62,13 @@ def assert_policy(
     assert isinstance(alloc, Allocation), f"policy returned {type(alloc).__name__}, not an Allocation"
     problem.check(instance, alloc)
     batch = instance.batch
-    ref = next(iter(instance.uplink.__dict__.values())) if hasattr(instance, "uplink") else None
+    ref = _reference(instance)
     for name, value in alloc.decisions().items():
         assert value.shape[0] == batch, f"{name}: batch {value.shape[0]} != {batch}"
-        if ref is not None and value.is_floating_point():
-            assert value.dtype == ref.dtype, f"{name}: dtype {value.dtype} != instance dtype {ref.dtype}"
+        if ref is not None and (value.is_floating_point() or value.is_complex()):
+            want = _real_of(ref.dtype)
+            got = _real_of(value.dtype)
+            assert got == want, f"{name}: dtype {value.dtype} != instance (real) dtype {want}"
             assert value.device == ref.device, f"{name}: device {value.device} != {ref.device}"
         assert torch.isfinite(value.double() if not value.is_complex() else value.abs()).all(), (
             f"{name}: not finite"
@@ -63,10 +84,22 @@ def assert_policy(
                 f"{name}: sub-batch result differs"
             )
     if permutation and hasattr(instance, "permute_ues"):
-        K = alloc.decisions()["p_ul"].shape[1] if alloc.p_ul is not None else instance.network.pilot.shape[1]
+        name0, first = next(iter(alloc.decisions().items()))
+        K = first.shape[_UE_AXIS[name0]]
         perm = torch.randperm(K, generator=torch.Generator().manual_seed(seed))
         permuted = policy(instance.permute_ues(perm))
         for name, value in permuted.decisions().items():
             want = alloc.decisions()[name].index_select(_UE_AXIS[name], perm.to(value.device))
             assert _close(value, want, rtol, atol), f"{name}: not permuted with the UEs"
+    with_ap_axis = [(n, v) for n, v in alloc.decisions().items() if n in _AP_AXIS]
+    if permutation and hasattr(instance, "permute_aps") and with_ap_axis:
+        name0, first = with_ap_axis[0]
+        L = first.shape[_AP_AXIS[name0]]
+        perm = torch.randperm(L, generator=torch.Generator().manual_seed(seed + 1))
+        permuted = policy(instance.permute_aps(perm))
+        for name, value in permuted.decisions().items():
+            want = alloc.decisions()[name]
+            if name in _AP_AXIS:
+                want = want.index_select(_AP_AXIS[name], perm.to(value.device))
+            assert _close(value, want, rtol, atol), f"{name}: not permuted with the APs"
     return alloc

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "binary_mask",
     "fronthaul_load",
     "mrt",
     "normalize_per_ap",
@@ -105,6 +106,29 @@ def _mask(mask: Tensor | None, shape: torch.Size, dtype: torch.dtype, device: to
             f"got {tuple(mask.shape)}"
         )
     return mask.to(dtype=dtype, device=device).expand(shape)
+
+
+def binary_mask(mask: object, shape: torch.Size | tuple[int, ...], *, name: str = "mask") -> Tensor:
+    """Validate an association mask that must be binary (EGAT (3d)) and return it as bool.
+
+    The metric functions of this module accept real masks (a relaxed association, useful for
+    gradients) and only treat ``0`` as unserved; problems whose constraints count served links
+    (EGAT's fronthaul load (3b)) must reject anything but ``{0, 1}``: this check does that.
+
+    Shapes:
+        mask: bool, or real with entries in {0, 1}, exactly ``shape = [..., L, K]`` -> bool ``shape``.
+    """
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {tuple(shape)}, got {type(mask).__name__}")
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape [..., L, K] = {tuple(shape)}, got {tuple(mask.shape)}")
+    if mask.dtype == torch.bool:
+        return mask
+    if mask.is_complex():
+        raise TypeError(f"{name} must be a bool (or 0/1 real) tensor, got dtype {mask.dtype}")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"{name} must be binary (entries 0 or 1); got a real-valued mask")
+    return mask != 0
 
 
 def _per_ue(
