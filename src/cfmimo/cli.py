@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,25 @@ def load_scenario(preset_name: str | None, config: Path | None, overrides: dict)
         raise typer.BadParameter(str(err)) from None
 
 
+def json_text(value: object) -> str:
+    """``--json`` output: always valid JSON (RFC 8259). A non-finite float (NaN, +-inf: e.g. the
+    validation loss of a run without validation) is written as null, never as the NaN/Infinity
+    tokens that strict parsers reject; tensors and NumPy values become lists and numbers."""
+
+    def clean(x: object) -> object:
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if hasattr(x, "tolist"):  # torch/NumPy scalars and arrays
+            return clean(x.tolist())
+        return x
+
+    return json.dumps(clean(value), allow_nan=False)
+
+
 solve_app = typer.Typer(help="Run classical optimizers and compare them.", no_args_is_help=True)
 app.add_typer(solve_app, name="solve")
 
@@ -92,7 +112,7 @@ def solve_max_min(
             progress=lambda n: bar.advance(task, n),
         )
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     table = Table(
         title=f"{sc.name}: L={sc.L}, K={sc.K}, {setups} setups, DL constraint '{result['dl_constraint']}'"
@@ -258,7 +278,7 @@ def data_inspect(
         "spec": spec,
     }
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json_text(summary))
         return
     table = Table(
         title=f"{folder}: {summary['samples']} samples, scenario {summary['scenario']}, seed {spec['seed']}"
@@ -301,7 +321,7 @@ def train_command(
     if result.global_rank != 0:  # DDP: the other processes stay quiet
         return
     if as_json:
-        typer.echo(json.dumps(result.to_dict()))
+        typer.echo(json_text(result.to_dict()))
         return
     table = Table(title=f"{cfg.model.name}: best epoch {result.best_epoch} of {result.epochs}")
     table.add_column("validation size")
@@ -339,7 +359,7 @@ def predict(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     table = Table(title=f"{checkpoint.name}: K={result['K']}, L={result['L']}")
     for col in ("UE", "p_UL [mW]", "p_DL [mW]", "SE UL", "SE DL", "opt SE UL", "opt SE DL"):
@@ -377,9 +397,9 @@ def export(
 
     try:
         trained = load_trained(checkpoint)
+        result = export_onnx(trained.model, onnx, check=check)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    result = export_onnx(trained.model, onnx, check=check)
     console.print(
         f"exported {onnx} (dynamic axes {result['dynamic']}); the rescaler and input frame stay outside "
         f"the graph: scaler {trained.scaler.to_dict()}, frame {None if trained.frame is None else trained.frame.to_dict()}"
@@ -501,7 +521,7 @@ def simulate(
 
         plot_layout(report.network, plot)
     if as_json:
-        typer.echo(json.dumps(report.to_dict()))
+        typer.echo(json_text(report.to_dict()))
         return
     table = Table(title=f"{sc.name}: L={sc.L}, N={sc.N}, K={sc.K}, seed={seed} — SE [bit/s/Hz]")
     table.add_column("UE", justify="right")
