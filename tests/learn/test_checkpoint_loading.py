@@ -182,3 +182,16 @@ def test_missing_and_directory_checkpoints(tmp_path):
     (tmp_path / "dir.ckpt").mkdir()
     with pytest.raises(ValueError, match=r"dir\.ckpt"):
         load_trained(tmp_path / "dir.ckpt")
+
+
+def test_a_resumed_finished_run_reports_its_true_epoch_count(make_config):
+    """Completed epochs = the checkpoint's history, whether the finished run is read from the
+    checkpoint (same config) or resumed through Lightning (a config asking for fewer epochs)."""
+    first = train(make_config(trainer={"epochs": 2}))
+    again = train(make_config(trainer={"epochs": 2}), ckpt_path="last")
+    assert again.seconds == 0.0  # read from the checkpoint: nothing trained
+    fewer = train(make_config(trainer={"epochs": 1}), ckpt_path="last")
+    for result in (first, again, fewer):
+        assert result.epochs == 2 == len(result.history)
+        assert [e["epoch"] for e in result.history] == [0, 1]
+    assert torch.load(first.last_checkpoint, weights_only=True)["epoch"] == 1  # 0-based index of the last
