@@ -152,6 +152,7 @@ def test_model_output_must_be_finite_and_positions_inside_the_frame(inst):
         warnings.simplefilter("error")
         predict_powers(model, _scaler(), ue, ap, 800.0, (0,), frame=frame)
     small = PositionFrame(0.0, 200.0, 0.0, 200.0)  # a model trained on a 200 m square
+    ap = torch.tensor([[[100.0, 100.0], [150.0, 150.0]]])
     with pytest.warns(
         UserWarning, match=r"ue positions span x \[10.0, 450.0\] m.*training frame x \[0.0, 200.0\]"
     ):

@@ -170,6 +170,8 @@ def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         ) from None
     except Exception as err:  # zip/stream/EOF/shape errors of a damaged file: all "unreadable"
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        if "weights_only" in first:  # torch's advice to load with weights_only=False: never pass it on
+            first = type(err).__name__
         raise ValueError(
             f"checkpoint {path} ({size} bytes) is not a readable PyTorch checkpoint (truncated or "
             f"corrupt?): {first}"
@@ -349,18 +351,6 @@ def train(
 ) -> TrainResult:
     """Train the configured model (module docstring); ``ckpt_path``: None, "last" or a
     checkpoint file to resume from; ``callbacks``: extra Lightning callbacks."""
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import (
-        LearningRateMonitor,
-        ModelCheckpoint,
-        ModelSummary,
-        RichProgressBar,
-    )
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from cfmimo.learn.supervised import PowerDataModule, SupervisedPowerModule
-
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
     config = resolve_model_config(config)
@@ -390,6 +380,19 @@ def train(
             frame = PositionFrame.from_dict(saved["position_frame"]) if saved.get("position_frame") else None
         except ValueError as err:
             raise ValueError(f"cannot resume from {resume}: bad scaler or position_frame: {err}") from None
+
+    # Lightning is imported only now: the checks above (a bad checkpoint) fail in well under a second
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import (
+        LearningRateMonitor,
+        ModelCheckpoint,
+        ModelSummary,
+        RichProgressBar,
+    )
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from cfmimo.learn.supervised import PowerDataModule, SupervisedPowerModule
 
     pl.seed_everything(t.seed, workers=True, verbose=False)
     if config.dynamic is None:
