@@ -4,6 +4,8 @@ refused without running it. Checkpoints are built by hand (no training), so thes
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pickle
 from pathlib import Path
@@ -117,7 +119,8 @@ def test_a_hand_made_checkpoint_loads_and_predicts(tmp_path):
     pos.write_text("ue: [[10, 20], [250, 300]]\nap: [[100, 100], [300, 300], [450, 50]]\n")
     result = CliRunner().invoke(app, ["predict", str(ckpt), "--positions", str(pos), "--json"])
     assert result.exit_code == 0, result.output
-    assert '"K": 2' in result.output
+    strict = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"non-JSON token {c}"))
+    assert strict["K"] == 2 and len(strict["p_ul_mw"]) == 2 and all(math.isfinite(p) for p in strict["se_ul"])
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -169,3 +169,20 @@ def test_json_output_is_strict_json():
         "t": [1.0, None],
         "n": 2.5,
     }
+
+
+def test_every_json_command_prints_strict_json():
+    """`simulate --json` and `solve max-min --json` (train/predict/data inspect use the same
+    ``json_text``; predict is checked in tests/learn/test_checkpoint_loading.py)."""
+    from typer.testing import CliRunner
+
+    from cfmimo.cli import app
+
+    runner = CliRunner()
+    for args in (
+        ["simulate", "--K", "2", "--L", "4", "--realizations", "5", "--json"],
+        ["solve", "max-min", "--K", "2", "--L", "4", "--realizations", "5", "--setups", "2", "--json"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        json.loads(result.output, parse_constant=lambda c: pytest.fail(f"non-JSON token {c}"))
