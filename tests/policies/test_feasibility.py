@@ -127,18 +127,11 @@ def test_the_check_detects_an_infeasible_policy():
 def test_feasible_over_ten_thousand_instances():
     n = 10_240
     power = count_infeasible(MaxMinPower(), POWER_POLICIES, power_scenarios(), n, 512, seed=21)
+    dcc = {"ClusteredMaxMin(dcc)": ClusteredMaxMin(Clustering(kind="dcc"))}  # for information
     clustering = count_infeasible(
-        ClusteringPower(), clustering_policies(), clustering_scenarios(), n, 256, seed=22
+        ClusteringPower(), {**clustering_policies(), **dcc}, clustering_scenarios(), n, 256, seed=22
     )
-    dcc = count_infeasible(
-        ClusteringPower(),
-        {"ClusteredMaxMin(dcc)": ClusteredMaxMin(Clustering(kind="dcc"))},
-        clustering_scenarios(),
-        n,
-        256,
-        seed=22,
-    )
-    for name, (infeasible, broken, total) in {**power, **clustering, **dcc}.items():
+    for name, (infeasible, broken, total) in {**power, **clustering}.items():
         print(f"{name}: {infeasible} infeasible, {broken} non-finite/negative of {total} instances")
     _assert_all_feasible(power, n)
-    _assert_all_feasible(clustering, n)
+    _assert_all_feasible({k: v for k, v in clustering.items() if k not in dcc}, n)
