@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -94,6 +95,25 @@ def check_output_folder(path: Path, option: str) -> Path:
     return path
 
 
+def json_text(value: object) -> str:
+    """``--json`` output: always valid JSON (RFC 8259). A non-finite float (NaN, +-inf: e.g. the
+    validation loss of a run without validation) is written as null, never as the NaN/Infinity
+    tokens that strict parsers reject; tensors and NumPy values become lists and numbers."""
+
+    def clean(x: object) -> object:
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if hasattr(x, "tolist"):  # torch/NumPy scalars and arrays
+            return clean(x.tolist())
+        return x
+
+    return json.dumps(clean(value), allow_nan=False)
+
+
 solve_app = typer.Typer(help="Run classical optimizers and compare them.", no_args_is_help=True)
 app.add_typer(solve_app, name="solve")
 
@@ -135,7 +155,7 @@ def solve_max_min(
         except ValueError as err:  # e.g. a layout that cannot be sampled (names the field)
             raise typer.BadParameter(str(err)) from None
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     table = Table(
         title=f"{sc.name}: L={sc.L}, K={sc.K}, {setups} setups, DL constraint '{result['dl_constraint']}'"
@@ -458,7 +478,7 @@ def data_inspect(
         "spec": spec,
     }
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json_text(summary))
         return
     table = Table(
         title=f"{folder}: {summary['samples']} samples, scenario {summary['scenario']}, seed {spec['seed']}"
@@ -504,7 +524,7 @@ def train_command(
     if result.global_rank != 0:  # DDP: the other processes stay quiet
         return
     if as_json:
-        typer.echo(json.dumps(result.to_dict()))
+        typer.echo(json_text(result.to_dict()))
         return
     table = Table(title=f"{cfg.model.name}: best epoch {result.best_epoch} of {result.epochs}")
     table.add_column("validation size")
@@ -543,7 +563,7 @@ def predict(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     table = Table(title=f"{checkpoint.name}: K={result['K']}, L={result['L']}")
     for col in ("UE", "p_UL [mW]", "p_DL [mW]", "SE UL", "SE DL", "opt SE UL", "opt SE DL"):
@@ -582,9 +602,9 @@ def export(
     check_output_file(onnx, "--onnx", (".onnx",))
     try:
         trained = load_trained(checkpoint)
+        result = export_onnx(trained.model, onnx, check=check)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    result = export_onnx(trained.model, onnx, check=check)
     console.print(
         f"exported {onnx} (dynamic axes {result['dynamic']}); the rescaler and input frame stay outside "
         f"the graph: scaler {trained.scaler.to_dict()}, frame {None if trained.frame is None else trained.frame.to_dict()}"
@@ -713,7 +733,7 @@ def simulate(
 
         plot_layout(report.network, plot)
     if as_json:
-        typer.echo(json.dumps(report.to_dict()))
+        typer.echo(json_text(report.to_dict()))
         return
     table = Table(title=f"{sc.name}: L={sc.L}, N={sc.N}, K={sc.K}, seed={seed} — SE [bit/s/Hz]")
     table.add_column("UE", justify="right")

@@ -95,6 +95,14 @@ def read_positions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"cannot read positions file {path}: {err}") from None
     except csv.Error as err:
         raise ValueError(f"positions file {path}: malformed CSV: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"positions file {path} is not UTF-8 text: {err.reason} at byte {err.start}"
+        ) from None
+    except (ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:  # a damaged or pickled NPZ
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"cannot read positions file {path}: {err}") from None
     raise ValueError(f"{path}: unsupported positions format {suffix!r} (use .yaml, .json, .csv or .npz)")
 
 

@@ -21,8 +21,9 @@ Also runnable as ``python -m cfmimo.learn.trainer --config FILE [--set key=value
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import pickle
+import re
 import sys
 import time
 import warnings
@@ -140,22 +141,99 @@ class TrainedModel(NamedTuple):
     frame: PositionFrame | None = None
 
 
-def load_trained(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> TrainedModel:
-    """Rebuild the model of a checkpoint from its saved config and weights (``torch.load`` with
-    ``weights_only=True``: no pickle); returns (model in eval mode, PowerScaler, TrainConfig)."""
+def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The contents of a cfmimo training checkpoint, loaded with ``weights_only=True`` and checked.
+
+    Every way a file can fail (missing, empty, truncated, random bytes, a pickle that would run
+    code, another program's checkpoint, non-tensor weights) is one ValueError naming the file.
+    A pickle that asks for a Python callable is refused without running it; the message never
+    suggests ``weights_only=False``.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        raise ValueError(f"checkpoint {path} does not exist (or is not a file)")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes)")
     try:
-        hp = ckpt["hyper_parameters"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says it all
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message suggests weights_only=False, which would run the file's code: never echo it
+        wanted = re.search(r"GLOBAL (\S+)", str(err))
+        what = f" (it asks to call {wanted.group(1)})" if wanted else ""
+        raise ValueError(
+            f"checkpoint {path}: refused to run code while loading{what}: the file holds pickled Python "
+            "objects (or is corrupt), not plain weights; cfmimo loads only tensors and plain types, "
+            "so re-create the checkpoint with `cfmimo train`"
+        ) from None
+    except Exception as err:  # zip/stream/EOF/shape errors of a damaged file: all "unreadable"
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        if "weights_only" in first:  # torch's advice to load with weights_only=False: never pass it on
+            first = type(err).__name__
+        raise ValueError(
+            f"checkpoint {path} ({size} bytes) is not a readable PyTorch checkpoint (truncated or "
+            f"corrupt?): {first}"
+        ) from None
+    return _check_checkpoint(ckpt, path)
+
+
+def _check_checkpoint(ckpt: Any, path: Path) -> dict[str, Any]:
+    """The structure ``load_trained`` and ``train --resume`` rely on, or a ValueError naming ``path``."""
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path} is not a cfmimo training checkpoint (it holds a {type(ckpt).__name__})")
+    hp, state = ckpt.get("hyper_parameters"), ckpt.get("state_dict")
+    if not isinstance(hp, dict) or not isinstance(state, dict):
+        missing = "hyper_parameters" if not isinstance(hp, dict) else "state_dict"
+        raise ValueError(f"{path} is not a cfmimo training checkpoint (missing '{missing}')")
+    for key in ("config", "scaler"):
+        if not isinstance(hp.get(key), dict):
+            raise ValueError(f"{path} is not a cfmimo training checkpoint (missing 'hyper_parameters.{key}')")
+    for name, value in state.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise ValueError(
+                f"checkpoint {path}: state_dict entry {name!r} is a {type(value).__name__}, not a tensor"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"checkpoint {path}: weights {name!r} are not finite (NaN or inf)")
+    if "epoch" in ckpt and (isinstance(ckpt["epoch"], bool) or not isinstance(ckpt["epoch"], int)):
+        raise ValueError(f"checkpoint {path}: 'epoch' must be an integer, got {ckpt['epoch']!r}")
+    return ckpt
+
+
+def _model_from_checkpoint(ckpt: dict[str, Any], path: Path) -> tuple[nn.Module, TrainConfig, PowerScaler]:
+    """Build the checkpoint's model and load its weights; every mismatch is a ValueError naming ``path``."""
+    hp = ckpt["hyper_parameters"]
+    try:
         config, scaler = TrainConfig.from_dict(hp["config"]), PowerScaler.from_dict(hp["scaler"])
-        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not a cfmimo training checkpoint (missing {err})") from None
-    model = build_model(config.model)
-    model.load_state_dict(state)
-    frame = PositionFrame.from_dict(hp["position_frame"]) if hp.get("position_frame") else None
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {path}: bad saved config or scaler: {err}") from None
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        model = build_model(config.model)
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        text = " ".join(str(err).split())
+        raise ValueError(
+            f"checkpoint {path}: its weights do not fit the model of its saved config "
+            f"({config.model.name}): {text[:400]}"
+        ) from None
+    return model, config, scaler
+
+
+def load_trained(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> TrainedModel:
+    """Rebuild the model of a checkpoint from its saved config and weights (``read_checkpoint``:
+    ``weights_only=True``, no pickle); returns (model in eval mode, PowerScaler, TrainConfig, frame).
+    Any unusable file is a ValueError naming it."""
+    path = Path(path)
+    ckpt = read_checkpoint(path, map_location=map_location)
+    model, config, scaler = _model_from_checkpoint(ckpt, path)
+    hp = ckpt["hyper_parameters"]
+    try:
+        frame = PositionFrame.from_dict(hp["position_frame"]) if hp.get("position_frame") else None
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path}: bad position_frame: {err}") from None
     return TrainedModel(model.eval(), scaler, config, frame)
 
 
@@ -221,12 +299,15 @@ def _best_entry(history: list[dict[str, float]]) -> dict[str, float]:
     return min((e for e in history if "val_loss" in e), key=lambda e: e["val_loss"], default={})
 
 
-def _finished_run(resume: Path, config: TrainConfig) -> TrainResult | None:
+def _finished_run(
+    resume: Path, config: TrainConfig, ckpt: dict[str, Any] | None = None
+) -> TrainResult | None:
     """The result of a run whose checkpoint ``resume`` already completed ``config``'s epochs with
     the same config, read from the checkpoint without rebuilding data or a Trainer (resuming it
     through Lightning would load the whole dataset only to find nothing left to do); else None.
-    ``seconds`` and ``train_samples_per_s`` are 0: this call trained nothing."""
-    ckpt = torch.load(resume, map_location="cpu", weights_only=True)
+    ``seconds`` and ``train_samples_per_s`` are 0: this call trained nothing. ``ckpt``: the
+    checkpoint's contents if already read (``read_checkpoint``)."""
+    ckpt = read_checkpoint(resume) if ckpt is None else ckpt
     saved = ckpt.get("hyper_parameters", {}).get("config")
     if saved is None or int(ckpt.get("epoch", -1)) + 1 < config.trainer.epochs:
         return None
@@ -235,13 +316,16 @@ def _finished_run(resume: Path, config: TrainConfig) -> TrainResult | None:
             return None
     except ValueError:
         return None
-    states = ckpt.get("callbacks", {})
+    states = ckpt.get("callbacks")
+    states = {k: v for k, v in states.items() if isinstance(v, dict)} if isinstance(states, dict) else {}
     best_path = next(
-        (v.get("best_model_path") for k, v in states.items() if k.startswith("ModelCheckpoint")), None
+        (v.get("best_model_path") for k, v in states.items() if str(k).startswith("ModelCheckpoint")), None
     )
-    history = next((v["history"] for k, v in states.items() if "TrainingHistory" in k), [])
-    if not best_path or not Path(best_path).is_file():
+    history = next((v.get("history") for k, v in states.items() if "TrainingHistory" in str(k)), None)
+    if not isinstance(best_path, str) or not best_path or not Path(best_path).is_file():
         return None
+    if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+        return None  # no usable history: let Lightning resume (it finds nothing left to do)
     best = _best_entry(history)
     prefix = "val_loss/"
     return TrainResult(
@@ -267,6 +351,37 @@ def train(
 ) -> TrainResult:
     """Train the configured model (module docstring); ``ckpt_path``: None, "last" or a
     checkpoint file to resume from; ``callbacks``: extra Lightning callbacks."""
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(config)
+    config = resolve_model_config(config)
+    t, out = config.trainer, Path(config.trainer.out_dir)
+    callbacks = list(callbacks)
+    resume = _resolve_checkpoint(ckpt_path, out)
+    resumed: dict[str, Any] | None = None
+    if resume is not None:  # one read, checked before any data is loaded: a bad file fails fast
+        resumed = read_checkpoint(resume)
+        _model_from_checkpoint(resumed, resume)  # weights that fit their own saved model
+    if resume is not None and not callbacks:
+        finished = _finished_run(resume, config, resumed)
+        if finished is not None:
+            return finished
+    scaler, frame = None, None
+    if resume is not None:  # keep the label scaling, frame (and model) the checkpoint was trained with
+        saved = resumed["hyper_parameters"]
+        # compare validated configs: a field added since (with its default) is not a difference
+        try:
+            same_model = ModelConfig.model_validate(saved["config"].get("model")) == config.model
+        except ValueError:
+            same_model = False
+        if not same_model:
+            raise ValueError(f"cannot resume from {resume}: it was trained with another model config")
+        try:
+            scaler = PowerScaler.from_dict(saved["scaler"])
+            frame = PositionFrame.from_dict(saved["position_frame"]) if saved.get("position_frame") else None
+        except ValueError as err:
+            raise ValueError(f"cannot resume from {resume}: bad scaler or position_frame: {err}") from None
+
+    # Lightning is imported only now: the checks above (a bad checkpoint) fail in well under a second
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import (
         LearningRateMonitor,
@@ -278,25 +393,6 @@ def train(
     from lightning.pytorch.utilities import rank_zero_only
 
     from cfmimo.learn.supervised import PowerDataModule, SupervisedPowerModule
-
-    if not isinstance(config, TrainConfig):
-        config = TrainConfig.from_dict(config)
-    config = resolve_model_config(config)
-    t, out = config.trainer, Path(config.trainer.out_dir)
-    callbacks = list(callbacks)
-    resume = _resolve_checkpoint(ckpt_path, out)
-    if resume is not None and not callbacks:
-        finished = _finished_run(resume, config)
-        if finished is not None:
-            return finished
-    scaler, frame = None, None
-    if resume is not None:  # keep the label scaling, frame (and model) the checkpoint was trained with
-        saved = torch.load(resume, map_location="cpu", weights_only=True)["hyper_parameters"]
-        # compare validated configs: a field added since (with its default) is not a difference
-        if ModelConfig.model_validate(saved["config"]["model"]) != config.model:
-            raise ValueError(f"cannot resume from {resume}: it was trained with another model config")
-        scaler = PowerScaler.from_dict(saved["scaler"])
-        frame = PositionFrame.from_dict(saved["position_frame"]) if saved.get("position_frame") else None
 
     pl.seed_everything(t.seed, workers=True, verbose=False)
     if config.dynamic is None:
@@ -404,7 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = train(config, ckpt_path="last" if args.resume else None)
     if result.global_rank == 0:
         summary = {"best_checkpoint": result.best_checkpoint, "best_val_loss": result.best_val_loss}
-        print(json.dumps(result.to_dict() if args.json else summary))
+        from cfmimo.cli import json_text  # valid JSON: a NaN loss (no validation) becomes null
+
+        print(json_text(result.to_dict() if args.json else summary))
     return 0
 
 

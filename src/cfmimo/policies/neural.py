@@ -13,6 +13,7 @@ classical baselines:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -26,8 +27,8 @@ from cfmimo.data.transforms import (
     rescale_predictions,
 )
 from cfmimo.models.cluster_models import output_clusters
-from cfmimo.policies.classical.clustering import GivenClustersMaxMin
-from cfmimo.policies.classical.power import scale_to_budget
+from cfmimo.policies.classical.clustering import GivenClustersMaxMin, checked_clustering_instance
+from cfmimo.policies.classical.power import check_number, checked_power_instance, scale_to_budget
 from cfmimo.problems.base import Allocation
 from cfmimo.problems.clustering_power import ClusteringInstance
 from cfmimo.problems.maxmin_power import PowerInstance
@@ -51,17 +52,76 @@ def noisy_positions(
     )
 
 
+#: positions further outside a model's training frame than this fraction of its span are warned about
+FRAME_MARGIN = 0.1
+
+
+def check_positions(name: str, positions: object) -> torch.Tensor:
+    """``positions`` if it is a finite floating tensor [B, P, 2] (metres); else ValueError/TypeError naming it."""
+    if not isinstance(positions, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [B, P, 2] (metres), got {type(positions).__name__}")
+    if positions.dim() != 3 or positions.shape[-1] != 2 or not positions.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating tensor [B, P, 2], got {positions.dtype} {list(positions.shape)}"
+        )
+    finite = torch.isfinite(positions)
+    if not bool(finite.all()):
+        raise ValueError(f"{name} has {int((~finite).sum())} non-finite coordinates (NaN or inf)")
+    return positions
+
+
+def warn_outside_frame(frame: PositionFrame, **positions: torch.Tensor) -> None:
+    """Warn (with the numbers) when positions lie outside the model's training frame by more than
+    ``FRAME_MARGIN`` of its span: the model was never trained there and extrapolates."""
+    span_x, span_y = frame.x_max - frame.x_min, frame.y_max - frame.y_min
+    for name, pos in positions.items():
+        lo, hi = pos.reshape(-1, 2).amin(0).tolist(), pos.reshape(-1, 2).amax(0).tolist()
+        outside = (
+            lo[0] < frame.x_min - FRAME_MARGIN * span_x
+            or hi[0] > frame.x_max + FRAME_MARGIN * span_x
+            or lo[1] < frame.y_min - FRAME_MARGIN * span_y
+            or hi[1] > frame.y_max + FRAME_MARGIN * span_y
+        )
+        if outside:
+            warnings.warn(
+                f"{name} positions span x [{lo[0]:.1f}, {hi[0]:.1f}] m, y [{lo[1]:.1f}, {hi[1]:.1f}] m, "
+                f"outside the model's training frame x [{frame.x_min:.1f}, {frame.x_max:.1f}] m, "
+                f"y [{frame.y_min:.1f}, {frame.y_max:.1f}] m by more than {FRAME_MARGIN:.0%} of its "
+                "span: the model extrapolates there",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def model_features(
     ue: torch.Tensor, ap: torch.Tensor, frame: PositionFrame | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The models' inputs (eq. (11)): positions in the trained model's fitted frame, or, without
-    one, per-sample min-max scaled per set, x and y separately.
+    """The models' inputs (eq. (11)): positions in the trained model's fitted frame (a warning
+    when they lie far outside it), or, without one, per-sample min-max scaled per set, x and y
+    separately.
 
     Shapes: ue [B, K, 2], ap [B, L, 2] -> same shapes.
     """
     if frame is not None:
+        warn_outside_frame(frame, ue=ue, ap=ap)
         return frame.apply(ue), frame.apply(ap)
     return minmax_positions(ue), minmax_positions(ap)
+
+
+def check_model_output(out: object) -> torch.Tensor:
+    """The normalized powers [B, K, 2] of a model output (a tensor, or an object with ``power``);
+    ValueError if any entry is NaN or inf: a broken model must not turn into NaN powers."""
+    power = getattr(out, "power", out)
+    if not isinstance(power, torch.Tensor) or power.dim() != 3 or power.shape[-1] != 2:
+        got = list(power.shape) if isinstance(power, torch.Tensor) else type(power).__name__
+        raise ValueError(f"model output must be normalized powers [B, K, 2], got {got}")
+    finite = torch.isfinite(power)
+    if not bool(finite.all()):
+        raise ValueError(
+            f"model output has {int((~finite).sum())} non-finite values (NaN or inf) of {power.numel()}: "
+            "the model or its checkpoint is broken"
+        )
+    return power
 
 
 @torch.inference_mode()
@@ -85,16 +145,35 @@ def predict_powers(
     sum = dl_total_mw, the raw model output: normalized powers [B, K, 2], or for clustering models
     a ``ClusterPowerOutput`` whose ``power`` is that).
     """
+    ue, ap = check_positions("ue", ue), check_positions("ap", ap)
+    if ue.shape[0] != ap.shape[0]:
+        raise ValueError(
+            f"ue and ap must hold the same number of setups, got {ue.shape[0]} and {ap.shape[0]}"
+        )
     ue = noisy_positions(ue.float(), sigma_ue_m, seed=seed, name="eval_noise/ue", indices=indices)
     ap = noisy_positions(ap.float(), sigma_ap_m, seed=seed, name="eval_noise/ap", indices=indices)
     was_training = model.training
     model.eval()
-    out = model(*model_features(ue, ap, frame))
-    model.train(was_training)
-    power = getattr(out, "power", out)  # [B, K, 2]
+    try:
+        out = model(*model_features(ue, ap, frame))
+    finally:
+        model.train(was_training)
+    power = check_model_output(out)  # [B, K, 2]
     total = dl_total_mw.float() if isinstance(dl_total_mw, torch.Tensor) else dl_total_mw
     p_ul, p_dl = rescale_predictions(power[..., 0], power[..., 1], scaler, total)
     return p_ul, p_dl, out
+
+
+def _check_policy_fields(policy: PositionPowerPolicy | ClusterPowerPolicy) -> None:
+    owner = type(policy).__name__
+    if not isinstance(policy.model, nn.Module):
+        raise TypeError(f"{owner}.model must be an nn.Module, got {type(policy.model).__name__}")
+    if not isinstance(policy.scaler, PowerScaler):
+        raise TypeError(f"{owner}.scaler must be a PowerScaler, got {type(policy.scaler).__name__}")
+    if policy.frame is not None and not isinstance(policy.frame, PositionFrame):
+        raise TypeError(f"{owner}.frame must be a PositionFrame or None, got {type(policy.frame).__name__}")
+    check_number(owner, "sigma_ue_m", policy.sigma_ue_m, low=0.0)
+    check_number(owner, "sigma_ap_m", policy.sigma_ap_m, low=0.0)
 
 
 @dataclass
@@ -108,8 +187,12 @@ class PositionPowerPolicy:
     sigma_ap_m: float = 0.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check_policy_fields(self)
+
     @torch.inference_mode()
     def __call__(self, instance: PowerInstance) -> Allocation:
+        instance = checked_power_instance(instance, "PositionPowerPolicy")
         net = instance.network
         dtype = instance.ul_budget.dtype
         # eq. (13) renormalizes to the total budget sum_l P_l (per setup) ...
@@ -149,9 +232,19 @@ class ClusterPowerPolicy:
     sigma_ap_m: float = 0.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check_policy_fields(self)
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold < 1.0):
+            raise ValueError(f"ClusterPowerPolicy.threshold must be in [0, 1), got {self.threshold!r}")
+        if self.tau_p is not None and (
+            isinstance(self.tau_p, bool) or not isinstance(self.tau_p, int) or self.tau_p < 1
+        ):
+            raise ValueError(f"ClusterPowerPolicy.tau_p must be an int >= 1 or None, got {self.tau_p!r}")
+
     @torch.inference_mode()
     def clusters(self, instance: ClusteringInstance) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(serving [B, L, K] bool, p_ul, p_dl [B, K] mW) predicted for the instance."""
+        instance = checked_clustering_instance(instance, "ClusterPowerPolicy")
         net = instance.network
         total = net.scenario.dl_power_per_ap_mw * net.gain_db.shape[1]
         p_ul, p_dl, out = predict_powers(

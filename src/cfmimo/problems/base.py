@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import torch
 
@@ -52,6 +52,59 @@ class Allocation:
             for f in fields(self)
             if f.name != "info" and getattr(self, f.name) is not None
         }
+
+
+class DecisionSpec(NamedTuple):
+    """What a decision field must look like for one batch of instances (``Problem.decision_shapes``).
+
+    shape: the full shape, batch first (e.g. (B, K)); dtype: the exact dtype (the instance's
+    floating dtype for powers, ``torch.bool`` for masks); device: the instance's device (None: any).
+    """
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device | None = None
+
+
+def check_decision(name: str, value: Any, spec: DecisionSpec) -> None:
+    """ValueError/TypeError naming ``name`` unless ``value`` is a finite tensor matching ``spec``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"decision '{name}' must be a torch.Tensor, got {type(value).__name__}")
+    shape = tuple(spec.shape)
+    if tuple(value.shape) != shape:
+        hint = ""
+        if value.dim() == len(shape) and value.dim() > 0 and value.shape[1:] == shape[1:]:
+            hint = f" (batch size {value.shape[0]} != the instance's {shape[0]})"
+        elif value.dim() < len(shape):
+            hint = " (no broadcasting: give every instance of the batch its own decision)"
+        raise ValueError(f"decision '{name}' must have shape {list(shape)}, got {list(value.shape)}{hint}")
+    if value.dtype != spec.dtype:
+        raise ValueError(
+            f"decision '{name}' must have dtype {spec.dtype} (the instance's), got {value.dtype}; "
+            f"convert it with .to({spec.dtype})"
+        )
+    if spec.device is not None and value.device != torch.device(spec.device):
+        raise ValueError(f"decision '{name}' is on {value.device}, the instance on {spec.device}")
+    if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise ValueError(f"decision '{name}' has {bad} non-finite entries (NaN or inf) of {value.numel()}")
+
+
+def check_finite(name: str, value: Any, *, minimum: float | None = None, positive: bool = False) -> None:
+    """ValueError naming ``name`` if the tensor ``value`` has a NaN/inf entry, or an entry below
+    ``minimum`` (or <= 0 with ``positive``); TypeError if it is not a tensor. For instance fields."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.is_floating_point() or value.is_complex():
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            raise ValueError(f"{name} has {int((~finite).sum())} non-finite entries (NaN or inf)")
+    if value.is_complex():
+        return
+    if positive and value.numel() and not bool((value > 0).all()):
+        raise ValueError(f"{name} must be > 0 everywhere, got min {float(value.min()):.6g}")
+    if minimum is not None and value.numel() and not bool((value >= minimum).all()):
+        raise ValueError(f"{name} must be >= {minimum:g} everywhere, got min {float(value.min()):.6g}")
 
 
 class Policy(Protocol[InstanceT]):
@@ -91,11 +144,25 @@ class Problem(ABC, Generic[InstanceT]):
     def violation(self, instance: InstanceT, allocation: Allocation) -> torch.Tensor:
         """Largest relative constraint violation. Shapes: -> [B], 0 iff feasible."""
 
+    def decision_shapes(self, instance: InstanceT) -> dict[str, DecisionSpec]:
+        """Expected shape, dtype (and device) of each decision field for ``instance``, checked by
+        ``check``; a family overrides this (the default checks presence only)."""
+        return {}
+
     def check(self, instance: InstanceT, allocation: Allocation) -> None:
-        """Raise ValueError naming the decision field that is missing."""
+        """Raise ValueError/TypeError naming the decision field that is missing, is not a tensor,
+        has another shape (batch size included), dtype or device than ``decision_shapes(instance)``
+        says, or holds a NaN or an infinity (a NaN power must never score as SE 0)."""
+        needed = (*self.decision_fields, *self.decision_shapes(instance))
+        if not isinstance(allocation, Allocation) and not all(hasattr(allocation, n) for n in needed):
+            raise TypeError(f"allocation must be an Allocation, got {type(allocation).__name__}")
         for name in self.decision_fields:
-            if getattr(allocation, name) is None:
+            if getattr(allocation, name, None) is None:
                 raise ValueError(f"{type(self).__name__} needs the decision field '{name}' in the Allocation")
+        for name, spec in self.decision_shapes(instance).items():
+            value = getattr(allocation, name, None)
+            if value is not None:
+                check_decision(name, value, spec)
 
     def feasible(self, instance: InstanceT, allocation: Allocation, tol: float = 1e-6) -> torch.Tensor:
         """Shapes: -> [B] bool."""
@@ -113,6 +180,12 @@ def evaluate(problem: Problem, policy: Policy, instance: Any, tol: float = 1e-6)
     Returns {"allocation", "seconds", "objective" [B], "violation" [B], "feasibility_probability",
     and every metric}.
     """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a Problem, got {type(problem).__name__}")
+    if not callable(policy):
+        raise TypeError(f"policy must be callable (instance -> Allocation), got {type(policy).__name__}")
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol >= 0 or tol == float("inf"):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     start = time.perf_counter()
     allocation = policy(instance)
     seconds = time.perf_counter() - start

@@ -26,8 +26,14 @@ from typing import Literal
 
 import torch
 
-from cfmimo.problems.base import Allocation, Problem
-from cfmimo.problems.maxmin_power import DLConstraint, MaxMinPower, PowerInstance, power_instance
+from cfmimo.problems.base import Allocation, DecisionSpec, Problem, check_finite
+from cfmimo.problems.maxmin_power import (
+    DLConstraint,
+    MaxMinPower,
+    PowerInstance,
+    check_network,
+    power_instance,
+)
 from cfmimo.sim.network import ChannelState, Network, reestimate, sample_channel_state, sample_networks
 from cfmimo.sim.pilots import assign_pilots_for_clusters
 
@@ -53,8 +59,20 @@ class ClusteringInstance:
             raise ValueError(f"pilots must be 'clusters' or 'network', got {self.pilots!r}")
         if self.max_ues_per_ap < 1:
             raise ValueError(f"max_ues_per_ap must be >= 1, got {self.max_ues_per_ap}")
+        if isinstance(self.max_ues_per_ap, bool) or not isinstance(self.max_ues_per_ap, int):
+            raise TypeError(f"max_ues_per_ap must be an int, got {type(self.max_ues_per_ap).__name__}")
         if self.state.h.shape[0] != self.network.batch:
             raise ValueError("state and network must hold the same number of setups")
+        self.validate()
+
+    def validate(self) -> None:
+        """ValueError naming the field unless the network and the channel state are finite. Run at
+        construction and again by the policies (tensors can be changed in place)."""
+        check_network(self.network)
+        for name in ("h", "h_hat", "estimate_cov", "error_cov", "pilot_noise"):
+            value = getattr(self.state, name)
+            if value is not None:
+                check_finite(f"state.{name}", value)
 
     @property
     def batch(self) -> int:
@@ -107,6 +125,15 @@ class ClusteringPower(Problem[ClusteringInstance]):
             self.dl_constraint,
             self.pilots,
         )
+
+    def decision_shapes(self, instance: ClusteringInstance) -> dict[str, DecisionSpec]:
+        """serving: [B, L, K] bool; p_ul, p_dl: [B, K] in the instance's dtype and device."""
+        if not isinstance(instance, ClusteringInstance):
+            raise TypeError(f"instance must be a ClusteringInstance, got {type(instance).__name__}")
+        g = instance.network.gain_db
+        B, L, K = g.shape
+        power = DecisionSpec((B, K), g.dtype, g.device)
+        return {"serving": DecisionSpec((B, L, K), torch.bool, g.device), "p_ul": power, "p_dl": power}
 
     def power_instance(self, instance: ClusteringInstance, allocation: Allocation) -> PowerInstance:
         """Statistics for the allocation's clusters; reuses the policy's (info['power_instance']) or

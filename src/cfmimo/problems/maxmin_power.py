@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 
 from cfmimo.config import Scenario
-from cfmimo.problems.base import Allocation, Problem, relative_excess
+from cfmimo.problems.base import Allocation, DecisionSpec, Problem, check_finite, relative_excess
 from cfmimo.sim.network import (
     ChannelState,
     Network,
@@ -73,6 +73,51 @@ class PowerInstance:
             raise ValueError(f"dl_budget must be [B, J] = {tuple(self.dl_weights.shape[:2])}")
         if self.dl_constraint not in ("sum", "per_ap"):
             raise ValueError(f"dl_constraint must be 'sum' or 'per_ap', got {self.dl_constraint!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """ValueError naming the field unless the statistics and budgets are finite, of the shapes
+        in the class docstring and of one dtype, budgets > 0 and weights/statistics >= 0. Run at
+        construction and again by the policies (tensors can be changed in place)."""
+        ul, dl = self.uplink, self.downlink
+        B, K = ul.signal.shape
+        shapes = {
+            "uplink.interference": (ul.interference, (B, K, K)),
+            "uplink.noise": (ul.noise, (B, K)),
+            "downlink.signal": (dl.signal, (B, K)),
+            "downlink.interference": (dl.interference, (B, K, K)),
+        }
+        for name, (value, shape) in shapes.items():
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"{name} must be {list(shape)} (B = {B}, K = {K}), got {got}")
+        share = dl.ap_power_share
+        if share.dim() != 3 or share.shape[0] != B or share.shape[2] != K:
+            raise ValueError(f"downlink.ap_power_share must be [B, L, K] with B = {B}, K = {K}")
+        dtype = ul.signal.dtype
+        if not ul.signal.is_floating_point():
+            raise ValueError(f"uplink.signal must be a floating tensor, got {dtype}")
+        fields = {
+            "uplink.signal": ul.signal,
+            "uplink.interference": ul.interference,
+            "uplink.noise": ul.noise,
+            "downlink.signal": dl.signal,
+            "downlink.interference": dl.interference,
+            "downlink.ap_power_share": share,
+            "dl_weights": self.dl_weights,
+        }
+        for name, value in {**fields, "ul_budget": self.ul_budget, "dl_budget": self.dl_budget}.items():
+            if value.dtype != dtype:
+                raise ValueError(f"{name} has dtype {value.dtype}, uplink.signal {dtype}: use one dtype")
+        for name, value in fields.items():
+            check_finite(name, value, minimum=0.0)
+        check_finite("ul_budget", self.ul_budget, positive=True)
+        check_finite("dl_budget", self.dl_budget, positive=True)
+        check_network(self.network)
+        for name in ("prelog_ul", "prelog_dl"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
 
     @property
     def batch(self) -> int:
@@ -146,6 +191,14 @@ def power_instance(
     return PowerInstance(net, ul, dl, ul_budget, weights, budget, constraint, sc.prelog_ul, sc.prelog_dl)
 
 
+def check_network(net: Network, name: str = "network") -> None:
+    """ValueError naming the field unless the network's positions, gains and correlation are finite."""
+    if not isinstance(net, Network):
+        raise TypeError(f"{name} must be a Network, got {type(net).__name__}")
+    for field in ("ap_positions", "ue_positions", "distance_2d", "gain_db", "correlation"):
+        check_finite(f"{name}.{field}", getattr(net, field))
+
+
 class MaxMinPower(Problem[PowerInstance]):
     """Max-min fair UL/DL powers for given clusters (module docstring)."""
 
@@ -163,8 +216,25 @@ class MaxMinPower(Problem[PowerInstance]):
             net, sample_channel_state(net), combiner=self.combiner, dl_constraint=self.dl_constraint
         )
 
+    def decision_shapes(self, instance: PowerInstance) -> dict[str, DecisionSpec]:
+        """p_ul and p_dl: [B, K] in the instance's dtype and device."""
+        if not isinstance(instance, PowerInstance):
+            raise TypeError(f"instance must be a PowerInstance, got {type(instance).__name__}")
+        b = instance.ul_budget
+        spec = DecisionSpec(tuple(b.shape), b.dtype, b.device)
+        return {"p_ul": spec, "p_dl": spec}
+
     def metrics(self, instance: PowerInstance, allocation: Allocation) -> dict[str, torch.Tensor]:
+        """SINRs and SEs of non-negative powers (a negative power has no SE: ValueError naming it;
+        ``violation`` measures it)."""
         self.check(instance, allocation)
+        for name in ("p_ul", "p_dl"):
+            value = getattr(allocation, name)
+            if bool((value < 0).any()):
+                raise ValueError(
+                    f"decision '{name}' has negative powers (min {float(value.min()):.6g} mW): SEs are "
+                    "defined for powers >= 0 (violation() reports how far they are from feasible)"
+                )
         sinr_ul = uplink_sinr(instance.uplink, allocation.p_ul)
         sinr_dl = downlink_sinr(instance.downlink, allocation.p_dl)
         se_ul = spectral_efficiency(sinr_ul, instance.prelog_ul)

@@ -136,6 +136,39 @@ def sample_layout(
     return ap, ue
 
 
+#: positions further outside the area than this fraction of its side are warned about; more than
+#: one whole side outside (wrong units or origin) is an error
+AREA_WARN_FRACTION = 0.25
+
+
+def check_positions_in_area(scenario: Scenario, **positions: torch.Tensor) -> None:
+    """ValueError naming the argument for non-finite or non-floating positions, or positions more
+    than one area side outside the scenario's square [0, side]^2; a warning (with the numbers) for
+    positions more than ``AREA_WARN_FRACTION`` of a side (plus the UE disc radius) outside it."""
+    import warnings
+
+    side = scenario.area_side_m
+    slack = AREA_WARN_FRACTION * side + (scenario.ue_disc_radius_m or 0.0)
+    for name, pos in positions.items():
+        if not pos.is_floating_point():
+            raise ValueError(f"{name} positions must be a floating tensor (metres), got {pos.dtype}")
+        finite = torch.isfinite(pos)
+        if not bool(finite.all()):
+            raise ValueError(
+                f"{name} positions have {int((~finite).sum())} non-finite coordinates (NaN or inf)"
+            )
+        if pos.numel() == 0:
+            continue
+        lo, hi = float(pos.amin()), float(pos.amax())
+        where = (
+            f"{name} positions span [{lo:.1f}, {hi:.1f}] m; the scenario's area is [0, {side:g}] m per axis"
+        )
+        if lo < -side or hi > 2 * side:
+            raise ValueError(f"{where}: more than one area side outside it (metres? origin at a corner?)")
+        if lo < -slack or hi > side + slack:
+            warnings.warn(f"{where}: far outside it", UserWarning, stacklevel=3)
+
+
 def networks_from_positions(
     scenario: Scenario, ap: torch.Tensor, ue: torch.Tensor, *, seed: int, indices: range
 ) -> Network:
@@ -151,6 +184,9 @@ def networks_from_positions(
         raise ValueError(
             f"positions must be ap [B, L, 2] and ue [B, K, 2]; got {tuple(ap.shape)}, {tuple(ue.shape)}"
         )
+    check_positions_in_area(scenario, ap=ap, ue=ue)
+    if len(indices) != ap.shape[0]:
+        raise ValueError(f"indices has {len(indices)} entries for {ap.shape[0]} setups")
     side = scenario.area_side_m
     d2d, azimuth, elevation = link_angles(ap, ue, side, scenario.wrap_around, scenario.height_difference_m)
     gain_db = (

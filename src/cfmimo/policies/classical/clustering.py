@@ -17,10 +17,36 @@ from dataclasses import dataclass
 import torch
 
 from cfmimo.config import Clustering
-from cfmimo.policies.classical.power import MaxMinClosedForm
+from cfmimo.policies.classical.power import MaxMinClosedForm, check_number
 from cfmimo.problems.base import Allocation
 from cfmimo.problems.clustering_power import ClusteringInstance
 from cfmimo.sim.clustering import serving_mask
+
+
+def checked_clustering_instance(instance: object, policy: str) -> ClusteringInstance:
+    """``instance`` if it is a valid ClusteringInstance (re-validated); TypeError/ValueError naming
+    the policy and the field otherwise."""
+    if not isinstance(instance, ClusteringInstance):
+        raise TypeError(f"{policy} needs a ClusteringInstance, got {type(instance).__name__}")
+    try:
+        instance.validate()
+    except ValueError as err:
+        raise ValueError(f"{policy}: invalid instance: {err}") from None
+    return instance
+
+
+def check_serving(serving: object, instance: ClusteringInstance, name: str = "serving") -> torch.Tensor:
+    """A [B, L, K] cluster mask for ``instance`` (bool, or 0/1 numbers), as bool; else ValueError/TypeError."""
+    if not isinstance(serving, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [B, L, K], got {type(serving).__name__}")
+    shape = tuple(instance.network.gain_db.shape)
+    if tuple(serving.shape) != shape:
+        raise ValueError(f"{name} must have shape {list(shape)} [B, L, K], got {list(serving.shape)}")
+    if serving.dtype != torch.bool:
+        if serving.is_complex() or not bool(((serving == 0) | (serving == 1)).all()):
+            raise ValueError(f"{name} must be a bool mask (or hold only 0 and 1), got dtype {serving.dtype}")
+        serving = serving.to(torch.bool)
+    return serving
 
 
 def _with_powers(instance: ClusteringInstance, serving: torch.Tensor, rtol: float) -> Allocation:
@@ -41,7 +67,13 @@ class ClusteredMaxMin:
     rule: Clustering
     rtol: float = 1e-12
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.rule, Clustering):
+            raise TypeError(f"ClusteredMaxMin.rule must be a Clustering, got {type(self.rule).__name__}")
+        check_number("ClusteredMaxMin", "rtol", self.rtol, low=0.0, positive=True)
+
     def __call__(self, instance: ClusteringInstance) -> Allocation:
+        instance = checked_clustering_instance(instance, "ClusteredMaxMin")
         net = instance.network
         serving = serving_mask(
             self.rule, net.gain_db, net.distance_2d, net.pilot, net.master, net.scenario.tau_p
@@ -56,8 +88,17 @@ class GivenClustersMaxMin:
     serving: torch.Tensor
     rtol: float = 1e-12
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.serving, torch.Tensor) or self.serving.dim() != 3:
+            got = tuple(self.serving.shape) if isinstance(self.serving, torch.Tensor) else type(self.serving)
+            raise ValueError(f"GivenClustersMaxMin.serving must be a [B, L, K] mask, got {got}")
+        check_number("GivenClustersMaxMin", "rtol", self.rtol, low=0.0, positive=True)
+
     def __call__(self, instance: ClusteringInstance) -> Allocation:
-        return _with_powers(instance, self.serving, self.rtol)
+        instance = checked_clustering_instance(instance, "GivenClustersMaxMin")
+        return _with_powers(
+            instance, check_serving(self.serving, instance, "GivenClustersMaxMin.serving"), self.rtol
+        )
 
 
 @dataclass(frozen=True)
@@ -71,7 +112,16 @@ class StrongestPerAPMaxMin:
     max_ues: int | None = None
     rtol: float = 1e-12
 
+    def __post_init__(self) -> None:
+        bad = isinstance(self.max_ues, bool) or not isinstance(self.max_ues, int) or self.max_ues < 1
+        if self.max_ues is not None and bad:
+            raise ValueError(
+                f"StrongestPerAPMaxMin.max_ues must be an int >= 1 or None, got {self.max_ues!r}"
+            )
+        check_number("StrongestPerAPMaxMin", "rtol", self.rtol, low=0.0, positive=True)
+
     def __call__(self, instance: ClusteringInstance) -> Allocation:
+        instance = checked_clustering_instance(instance, "StrongestPerAPMaxMin")
         from cfmimo.models.cluster_models import cluster_mask  # models import sim; avoid a cycle
 
         gain = instance.network.gain_db

@@ -98,6 +98,11 @@ def _check_constraints(problem: AffineSINR, A: torch.Tensor, budget: torch.Tenso
         raise ValueError(f"budget must be [B, J] = {tuple(A.shape[:2])}, got {tuple(budget.shape)}")
     if bool((budget <= 0).any()) or bool((A < 0).any()):
         raise ValueError("budget must be positive and A non-negative")
+    for name, value in (("problem.T", problem.T), ("problem.u", problem.u), ("A", A), ("budget", budget)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} has non-finite entries (NaN or inf)")
+    if bool((problem.T < 0).any()) or bool((problem.u < 0).any()):
+        raise ValueError("problem.T and problem.u must be non-negative")
 
 
 def maxmin_closed_form(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,27 @@ from cfmimo.policies.classical.maxmin import (
 )
 from cfmimo.problems.base import Allocation
 from cfmimo.problems.maxmin_power import PowerInstance
+
+
+def checked_power_instance(instance: object, policy: str) -> PowerInstance:
+    """``instance`` if it is a valid PowerInstance (re-validated: tensors can change in place);
+    TypeError/ValueError naming the policy and the field otherwise."""
+    if not isinstance(instance, PowerInstance):
+        raise TypeError(f"{policy} needs a PowerInstance, got {type(instance).__name__}")
+    try:
+        instance.validate()
+    except ValueError as err:
+        raise ValueError(f"{policy}: invalid instance: {err}") from None
+    return instance
+
+
+def check_number(owner: str, name: str, value: object, *, low: float, positive: bool = False) -> None:
+    """ValueError naming ``owner.name`` unless ``value`` is a finite real number >= low (> low with
+    ``positive``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or (positive and value <= low):
+        rule = f"> {low:g}" if positive else f">= {low:g}"
+        raise ValueError(f"{owner}.{name} must be a finite number {rule}, got {value!r}")
 
 
 def _ul_caps(instance: PowerInstance) -> torch.Tensor:
@@ -50,7 +72,11 @@ class MaxMinClosedForm:
 
     rtol: float = 1e-12
 
+    def __post_init__(self) -> None:
+        check_number("MaxMinClosedForm", "rtol", self.rtol, low=0.0, positive=True)
+
     def __call__(self, instance: PowerInstance) -> Allocation:
+        instance = checked_power_instance(instance, "MaxMinClosedForm")
         ul = maxmin_closed_form(
             uplink_affine(instance.uplink), _ul_caps(instance), instance.ul_budget, rtol=self.rtol
         )
@@ -85,7 +111,13 @@ class MaxMinFixedPoint:
     max_iter: int = 100_000
     start: Literal["scaled", "book"] = "scaled"
 
+    def __post_init__(self) -> None:
+        check_number("MaxMinFixedPoint", "tolerance", self.tolerance, low=0.0, positive=True)
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise ValueError(f"MaxMinFixedPoint.max_iter must be an int >= 1, got {self.max_iter!r}")
+
     def __call__(self, instance: PowerInstance) -> Allocation:
+        instance = checked_power_instance(instance, "MaxMinFixedPoint")
         if self.start not in ("scaled", "book"):
             raise ValueError(f"start must be 'scaled' or 'book', got {self.start!r}")
         ul_start, dl_start = book_start(instance) if self.start == "book" else (None, None)
@@ -122,6 +154,7 @@ class FullPower:
     """UL: every UE at its cap. DL: equal powers, scaled to the DL constraint."""
 
     def __call__(self, instance: PowerInstance) -> Allocation:
+        instance = checked_power_instance(instance, "FullPower")
         rho = scale_to_budget(torch.ones_like(instance.ul_budget), instance.dl_weights, instance.dl_budget)
         return Allocation(p_ul=instance.ul_budget.clone(), p_dl=rho)
 
@@ -133,7 +166,12 @@ class FractionalPower:
     nu_ul: float = 0.5
     nu_dl: float = 0.5
 
+    def __post_init__(self) -> None:
+        check_number("FractionalPower", "nu_ul", self.nu_ul, low=-math.inf)
+        check_number("FractionalPower", "nu_dl", self.nu_dl, low=-math.inf)
+
     def __call__(self, instance: PowerInstance) -> Allocation:
+        instance = checked_power_instance(instance, "FractionalPower")
         net = instance.network
         g = (net.beta * net.serving).sum(1).to(instance.ul_budget.dtype)  # [B, K]: sum_{l in M_k} beta_lk
         served = g > 0
