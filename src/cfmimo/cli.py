@@ -216,7 +216,7 @@ def solve_sum_rate(
             progress=lambda n: bar.advance(task, n),
         )
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     table = Table(
         title=f"{sc.name}: L={sc.L}, K={sc.K}, N={sc.N}, {setups} setups, noise {result['noise_dbm']:.2f} dBm"
@@ -291,7 +291,7 @@ def solve_wsr(
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     table = Table(
         title=f"{sc.name}: L={sc.L}, K={sc.K}, N={sc.N}, C={result['capacity_bps'] / 1e6:g} Mbit/s, "
