@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -373,16 +372,11 @@ def _describe(err: ValidationError) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to ``path`` via a temporary file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to ``path`` atomically and durably (``cfmimo.fileio``: fsync, rename, fsync folder;
+    mode 0o666 minus the umask, like every other file the package writes)."""
+    from cfmimo.fileio import atomic_write_text as write
+
+    write(path, text)
 
 
 # ----------------------------------------------------------------------------- presets

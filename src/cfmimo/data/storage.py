@@ -31,13 +31,11 @@ refused with a message that says to regenerate it. No pickle anywhere.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,8 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+
+from cfmimo.fileio import atomic_write_bytes, fsync_dir  # noqa: F401 (re-exported)
 
 MANIFEST = "dataset.json"
 LOCK = ".lock"
@@ -105,41 +105,7 @@ def spec_hash(spec_json: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec_json, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# ----------------------------------------------------------------------------- durable writes
-def fsync_dir(folder: str | os.PathLike) -> None:
-    """fsync a directory, so a rename inside it survives a power loss (no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as err:  # some filesystems refuse fsync on directories
-        if err.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path``: a temporary file in the same folder, fsync, rename, fsync folder.
-
-    The file is created with mode 0o666 minus the umask (as ``open()`` would), whatever it holds.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
+# durable writes: cfmimo.fileio (re-exported here for the dataset code and its tests)
 
 
 # ----------------------------------------------------------------------------- shards

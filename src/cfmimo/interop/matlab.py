@@ -53,9 +53,9 @@ files through h5py.
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -638,20 +638,15 @@ def book_spectral_efficiency(
 
 # ----------------------------------------------------------------------------- files
 def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
-    """Write through ``write(file)`` to a temporary file in ``path``'s folder, then os.replace."""
+    """Write through ``write(file)`` into memory, then atomically and durably to ``path``
+    (``cfmimo.fileio``), creating missing parent folders."""
+    from cfmimo.fileio import atomic_write_bytes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    write(buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def save_mat(path: str | os.PathLike, arrays: BookArrays, *, compress: bool = False) -> Path:
