@@ -182,6 +182,6 @@ def power_head(
     power = (v.real.square() + v.imag.square()).sum((-2, -1))  # [B, L]
     safe = power.clamp_min(torch.finfo(real).tiny)
     factor = torch.where(power > 0, (p_max.to(real) / safe).sqrt(), torch.zeros_like(power))
-    if mode == "clip":
-        factor = torch.where(power > 0, factor.clamp_max(1.0), factor)
+    if mode == "clip":  # min(1, sqrt(P)/||V||) on the original scale = min(peak, sqrt(P)/||V/peak||) here
+        factor = torch.minimum(factor, peak[..., 0, 0].to(real))
     return v * factor[..., None, None].to(v.dtype)
