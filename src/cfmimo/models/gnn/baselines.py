@@ -88,7 +88,9 @@ class MRTGNN(PrecoderModel):
         direction = (
             h * torch.where(norm > 0, norm.clamp_min(torch.finfo(norm.dtype).tiny).rsqrt(), 0.0)[..., None]
         )
-        v = direction * power.sqrt()[..., None]
+        tiny = torch.finfo(power.dtype).tiny  # sqrt'(0) = inf: keep unserved links' gradient at 0
+        amplitude = torch.where(power > 0, power.clamp_min(tiny).sqrt(), torch.zeros_like(power))
+        v = direction * amplitude[..., None]
         return power_head(v, association, p_max, "clip")  # zero on unserved links; already feasible
 
 
