@@ -113,14 +113,23 @@ class Scenario(_Strict):
     N: PositiveInt = Field(4, description="antennas per AP")
     # layout
     area_side_m: PositiveFloat = 500.0
-    ap_layout: Literal["uniform", "grid"] = "uniform"
+    ap_layout: Literal["uniform", "grid", "square_isd", "hex_isd"] = Field(
+        "uniform",
+        description="uniform | grid (cell centres of the area) | square_isd / hex_isd: a compact cluster "
+        "on a square / triangular lattice with spacing ap_isd_m, centred in the area (ISD kept for any L)",
+    )
+    ap_isd_m: PositiveFloat | None = Field(
+        None, description="inter-site distance of the *_isd AP layouts (m)"
+    )
     ue_layout: Literal["uniform", "disc_union"] = "uniform"
     ue_disc_radius_m: PositiveFloat | None = Field(
         None, description="disc_union: UEs uniform over the union of discs of this radius around APs"
     )
     wrap_around: bool = False
     height_difference_m: NonNegativeFloat = 10.0
-    min_distance_m: NonNegativeFloat = 0.0
+    min_distance_m: NonNegativeFloat = Field(
+        0.0, description="horizontal AP-UE distances below this are evaluated at it in the path loss (m)"
+    )
     # large-scale fading
     pathloss: PathLoss = Field(default_factory=LogDistancePathLoss)
     shadowing_std_db: NonNegativeFloat = 4.0
@@ -135,6 +144,14 @@ class Scenario(_Strict):
     noise_figure_db: float = 7.0
     noise_power_dbm: float | None = Field(
         None, description="override of -174 + 10 log10(B) + NF (dBm), e.g. -86 dBm in some papers"
+    )
+    cell_edge_snr_db: float | None = Field(
+        None,
+        description="set the noise so a UE at cell_edge_distance_m from an AP at full DL power "
+        "(dl_power_per_ap_mw) has this SNR, with the scenario's path loss and heights (excludes noise_power_dbm)",
+    )
+    cell_edge_distance_m: PositiveFloat | None = Field(
+        None, description="horizontal cell-edge distance for cell_edge_snr_db (default: ue_disc_radius_m)"
     )
     # powers (mW)
     ul_power_mw: PositiveFloat = 100.0
@@ -159,6 +176,19 @@ class Scenario(_Strict):
     def _consistency(self) -> Scenario:
         if self.ue_layout == "disc_union" and self.ue_disc_radius_m is None:
             raise ValueError("ue_layout 'disc_union' needs the field 'ue_disc_radius_m'")
+        if self.ap_layout in ("square_isd", "hex_isd") and self.ap_isd_m is None:
+            raise ValueError(f"ap_layout '{self.ap_layout}' needs the field 'ap_isd_m'")
+        if self.ap_layout == "hex_isd" and self.L > 7:
+            raise ValueError(
+                f"ap_layout 'hex_isd' places at most 7 APs (a centre and one ring), got L = {self.L}"
+            )
+        if self.cell_edge_snr_db is not None:
+            if self.noise_power_dbm is not None:
+                raise ValueError("cell_edge_snr_db and noise_power_dbm both set the noise: give only one")
+            if self.cell_edge_distance_m is None and self.ue_disc_radius_m is None:
+                raise ValueError(
+                    "cell_edge_snr_db needs the field 'cell_edge_distance_m' (or 'ue_disc_radius_m')"
+                )
         used = self.tau_p + self.tau_u + self.tau_d
         if used > self.tau_c:
             raise ValueError(
@@ -170,10 +200,31 @@ class Scenario(_Strict):
     # derived quantities -------------------------------------------------------------
     @property
     def noise_dbm(self) -> float:
-        """Noise power sigma^2 in dBm: -174 + 10 log10(B) + NF unless overridden."""
+        """Noise power sigma^2 in dBm: -174 + 10 log10(B) + NF unless overridden by noise_power_dbm or
+        set by cell_edge_snr_db (then 10 log10(P_DL / 1 mW) + gain(edge) - SNR_edge, see edge_gain_db)."""
         if self.noise_power_dbm is not None:
             return self.noise_power_dbm
+        if self.cell_edge_snr_db is not None:
+            return 10.0 * math.log10(self.dl_power_per_ap_mw) + self.edge_gain_db - self.cell_edge_snr_db
         return -174.0 + 10.0 * math.log10(self.bandwidth_hz) + self.noise_figure_db
+
+    @property
+    def edge_distance_m(self) -> float | None:
+        """Horizontal cell-edge distance: cell_edge_distance_m, else ue_disc_radius_m."""
+        return self.cell_edge_distance_m if self.cell_edge_distance_m is not None else self.ue_disc_radius_m
+
+    @property
+    def edge_gain_db(self) -> float:
+        """Deterministic channel gain (dB, no shadowing) at the cell edge, from the same path-loss code as
+        the simulator (heights and min_distance_m included)."""
+        if self.edge_distance_m is None:
+            raise ValueError("edge_gain_db needs 'cell_edge_distance_m' or 'ue_disc_radius_m'")
+        import torch  # lazy: keeps `import cfmimo.config` light
+
+        from cfmimo.sim.pathloss import pathloss_gain_db  # lazy: sim imports config at module level
+
+        d = torch.tensor([float(self.edge_distance_m)], dtype=torch.float64)
+        return float(pathloss_gain_db(d, self)[0])
 
     @property
     def prelog_ul(self) -> float:
@@ -277,13 +328,17 @@ def _elu_cosformer() -> dict[str, Any]:
 def _aagnn() -> dict[str, Any]:
     """Association-aware GNN precoding (aagnn-precoding.md, Sect. IV). Instantaneous, perfect CSI.
 
-    From the paper: M = 4 APs with N = 16 antennas, K = 8 UEs (16 in some figures); APs on a square
-    grid with 400 m inter-site distance (here a 2 x 2 grid in an 800 m square); UEs uniform over the
-    union of discs of radius 400/sqrt(3) m around the APs; path loss 13.54 + 39.08 log10(d3D)
-    (3GPP TR 38.901); i.i.d. Rayleigh fading; UE k served by the APs within 300 m.
-    Our assumptions (paper silent): no shadowing and no height offset (d3D = d2D, clamped at 1 m);
-    P = 1 W per AP; the noise follows from the paper's 10 dB cell-edge SNR at r = 400/sqrt(3) m:
-    sigma^2 = 30 dBm - PL(230.9 m) - 10 dB = -85.906 dBm.
+    From the paper: M = 4 APs with N = 16 antennas, K = 8 UEs (16 in some figures); APs "within a
+    square with an inter-site distance of 400 m": here a compact square-lattice cluster with 400 m
+    ISD for any M (``square_isd``; the 2 x 2 grid for M = 4, and Fig. 6's M = 1..7 keep the ISD);
+    UEs uniform over the union of discs of radius 400/sqrt(3) m around the APs; path loss
+    13.54 + 39.08 log10(d3D) (3GPP TR 38.901); i.i.d. Rayleigh fading; UE k served by the APs within
+    300 m; cell-edge SNR 10 dB (5 dB for Table I: ``cell_edge_snr_db=5``).
+    Our assumptions (paper silent): the formula is TR 38.901's UMa NLOS one (without its carrier
+    term), so its UMa heights h_BS = 25 m, h_UT = 1.5 m (23.5 m height difference) and its minimum
+    UMa BS-UT distance of 35 m (``min_distance_m``, a path-loss clamp) are used; no shadowing;
+    P = 1 W per AP; the cell edge is the disc radius 230.9 m (horizontal, d3D = 232.1 m), so the
+    noise is sigma^2 = 30 dBm - PL(232.1 m) - 10 dB = -85.99 dBm and link SNRs stay below 39 dB.
     """
     return dict(
         name="aagnn",
@@ -291,15 +346,17 @@ def _aagnn() -> dict[str, Any]:
         K=8,
         N=16,
         area_side_m=800.0,
-        ap_layout="grid",
+        ap_layout="square_isd",
+        ap_isd_m=400.0,
         ue_layout="disc_union",
         ue_disc_radius_m=400.0 / math.sqrt(3.0),
-        height_difference_m=0.0,
+        height_difference_m=25.0 - 1.5,
+        min_distance_m=35.0,
         pathloss=dict(model="log_distance", intercept_db=-13.54, exponent=3.908),
         shadowing_std_db=0.0,
         spatial_correlation="iid",
         dl_power_per_ap_mw=1000.0,
-        noise_power_dbm=30.0 - 105.906 - 10.0,
+        cell_edge_snr_db=10.0,
         clustering=dict(kind="radius", radius_m=300.0),
     )
 

@@ -69,8 +69,8 @@ def test_other_presets_sample(name):
     assert st.h.shape == (3, 4, sc.L, sc.K, sc.N)
     if name == "aagnn":  # every UE lies within 230.9 m of an AP, so the 300 m radius serves it
         assert net.serving.any(dim=1).all()
-        # edge SNR of 10 dB at 400/sqrt(3) m by construction of the noise power
-        edge = -13.54 - 39.08 * torch.log10(torch.tensor(400 / 3**0.5)) - sc.noise_dbm + 30.0
+        # edge SNR of 10 dB at 400/sqrt(3) m (horizontal; 23.5 m height difference) by construction of the noise
+        edge = -13.54 - 39.08 * torch.log10(torch.tensor((400**2 / 3 + 23.5**2) ** 0.5)) - sc.noise_dbm + 30.0
         assert edge.item() == pytest.approx(10.0, abs=1e-3)
 
 

@@ -57,6 +57,48 @@ def grid_positions(
     return grid.to(dtype=dtype, device=device).expand(batch, count, 2).clone()
 
 
+def isd_positions(
+    count: int,
+    isd: float,
+    side: float,
+    batch: int,
+    *,
+    lattice: str = "square",
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """A compact cluster of ``count`` APs with inter-site distance ``isd``, centred in the [0, side)² area.
+
+    * ``lattice="square"``: a square lattice filled row by row with ``ceil(sqrt(count))`` columns
+      (1 -> 1x1, 3 -> an L of a 2x2, 4 -> 2x2, 5 -> 3+2, 7 -> 3+3+1), the cluster's bounding box centred;
+      4 APs at 400 m in an 800 m square are the 2x2 grid.
+    * ``lattice="hex"``: a centre AP and up to 6 neighbours on a ring of radius ``isd`` (at most 7).
+
+    Every AP's nearest neighbour is at exactly ``isd`` (count >= 2), whatever ``count`` (unlike
+    :func:`grid_positions`, whose spacing depends on how ``count`` factors).
+
+    Shapes:
+        returns [batch, count, 2].
+    """
+    if lattice == "square":
+        cols = math.ceil(math.sqrt(count))
+        idx = torch.arange(count, dtype=torch.float64)
+        pts = (
+            torch.stack([idx % cols, torch.div(idx, cols, rounding_mode="floor")], dim=-1) * isd
+        )  # [count, 2]
+        pts = pts - (pts.amax(0) + pts.amin(0)) / 2  # bounding box centred at the origin
+    elif lattice == "hex":
+        if count > 7:
+            raise ValueError(f"count must be <= 7 for the hex lattice (centre + one ring), got {count}")
+        angle = torch.arange(count - 1, dtype=torch.float64) * math.pi / 3
+        ring = torch.stack([angle.cos(), angle.sin()], dim=-1) * isd  # [count - 1, 2]
+        pts = torch.cat([torch.zeros(1, 2, dtype=torch.float64), ring])  # centre AP at the origin
+    else:
+        raise ValueError(f"lattice must be 'square' or 'hex', got {lattice!r}")
+    pts = pts + side / 2
+    return pts.to(dtype=dtype, device=device).expand(batch, count, 2).clone()
+
+
 def displacement(a: torch.Tensor, b: torch.Tensor, side: float, wrap_around: bool) -> torch.Tensor:
     """Vectors from each point of ``a`` to each point of ``b``, shortest over wrapped copies.
 

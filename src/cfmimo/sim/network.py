@@ -30,7 +30,13 @@ from cfmimo.sim.estimation import (
     sample_channels,
     sample_pilot_noise,
 )
-from cfmimo.sim.geometry import disc_union_positions, grid_positions, link_angles, uniform_positions
+from cfmimo.sim.geometry import (
+    disc_union_positions,
+    grid_positions,
+    isd_positions,
+    link_angles,
+    uniform_positions,
+)
 from cfmimo.sim.pathloss import pathloss_gain_db, shadowing_db
 from cfmimo.sim.pilots import assign_pilots
 from cfmimo.sim.uatf import (
@@ -110,6 +116,11 @@ def sample_layout(
     side, batch = scenario.area_side_m, len(indices)
     if scenario.ap_layout == "grid":
         ap = grid_positions(scenario.L, side, batch, dtype=dtype, device=device)
+    elif scenario.ap_layout in ("square_isd", "hex_isd"):
+        lattice = "square" if scenario.ap_layout == "square_isd" else "hex"
+        ap = isd_positions(
+            scenario.L, scenario.ap_isd_m, side, batch, lattice=lattice, dtype=dtype, device=device
+        )
     else:
         ap = uniform_positions(
             scenario.L, side, seed=seed, name="ap_positions", indices=indices, dtype=dtype, device=device

@@ -67,10 +67,14 @@ def cost231_gain_db(d2d: torch.Tensor, model: Cost231ThreeSlopePathLoss, carrier
 def pathloss_gain_db(d2d: torch.Tensor, scenario: Scenario) -> torch.Tensor:
     """Deterministic channel gain in dB (no shadowing) for the scenario's path-loss model.
 
+    Horizontal distances below ``scenario.min_distance_m`` are evaluated at it (a UE closer to an AP
+    than the model's validity range sees the gain at its edge; 0 = no clamp).
+
     Shapes:
         d2d: [B, L, K] metres -> [B, L, K] dB.
     """
     model = scenario.pathloss
+    d2d = d2d.clamp_min(scenario.min_distance_m)
     if isinstance(model, LogDistancePathLoss):
         d3d = torch.sqrt(d2d**2 + scenario.height_difference_m**2)
         return log_distance_gain_db(d3d, model, scenario.carrier_ghz)
