@@ -124,9 +124,9 @@ def attend(weights: Tensor, values: Tensor) -> Tensor:
     *lead, J, C = values.shape
     if C % heads:
         raise ValueError(f"channels {C} must be divisible by heads {heads}")
-    v = values.reshape(*lead, J, heads, C // heads)
-    out = torch.einsum("...tjh,...jhc->...thc", weights, v)
-    return out.reshape(*out.shape[:-2], C)
+    v = values.reshape(*lead, J, heads, C // heads).movedim(-2, -3)  # [..., H, J, C/H]
+    out = weights.movedim(-1, -3) @ v  # [..., H, T, C/H]: one batched matmul (einsum broadcasts here)
+    return out.movedim(-3, -2).reshape(*out.shape[:-3], out.shape[-2], C)
 
 
 def complex_to_channels(z: Tensor) -> Tensor:
