@@ -123,9 +123,11 @@ def test_parameter_counts_of_table_i():
     alpha, beta per layer."""
     assert count_parameters(build_model(ModelConfig(name="aagnn_woa"))) == 397_312
     assert count_parameters(build_model(ModelConfig(name="aagnn_egat"))) == 399_368
-    widths = [2, 64, 64, 64, 64, 2]
+    widths = [2, 64, 64, 2]
     eight_s = 8 * sum(a * b for a, b in itertools.pairwise(widths))
-    assert count_parameters(build_model(ModelConfig(name="aagnn"))) == eight_s + 2 * 5 == 100_362
+    assert count_parameters(build_model(ModelConfig(name="aagnn"))) == eight_s + 2 * 3 == 34_822
+    deep = ModelConfig(name="aagnn", widths=(2, 64, 64, 64, 64, 2))
+    assert count_parameters(build_model(deep)) == 8 * (128 + 3 * 4096 + 128) + 2 * 5 == 100_362
     cfg = ModelConfig(name="aagnn_woa", widths=(2, 16, 2))
     assert count_parameters(build_model(cfg)) == 8 * (2 * 16 + 16 * 2)
 

@@ -20,9 +20,11 @@ channels (channel pairs (2c, 2c+1) = (Re, Im)); lambda = alpha sum_n conj(h_n) t
 complex channel (the paper's raw correlation, no scaling) and multiplies t_c as a complex number.
 h is the model's input g (``link_input``: direction kept, magnitude = log(1 + SNR) / input_scale).
 
-Activation (the paper does not name sigma): ReLU for woA and EGAT, tanh for AAGNN (its raw
-correlation attention is quadratic in x, so unbounded activations let hidden values grow ~x^2 per
-layer: 5e21 after 5 ReLU layers at init); "leaky_relu", "gelu" are accepted too. None on the output. Aggregation: "sum" (the paper's
+Activation (the paper does not name sigma in (15); (20) has none): ReLU for woA and EGAT, none for
+AAGNN (its attention is the nonlinearity; "relu", "tanh", "leaky_relu", "gelu" are accepted). The
+raw correlation attention is quadratic in x, so hidden values grow ~x^2 per layer (0.35 -> 6 -> 6e3
+-> 5e9 -> 5e21 over 5 layers at init): the head's peak normalization keeps the output and its
+gradients finite. None on the output layer. Aggregation: "sum" (the paper's
 sums) or "mean" (over the non-empty set; empty sets give zero). Output head: exact per-AP scaling
 ``V_l sqrt(P_l) / ||V_l||_F`` after zeroing unserved links (``power_head``); the paper states
 constraint (1b) but not its head, and the sum rate is maximized at full power per AP here.
@@ -47,7 +49,13 @@ from cfmimo.models.gnn.layers import (
     power_head,
 )
 
-_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "none": nn.Identity,
+}
 
 
 def activation(name: str) -> nn.Module:
@@ -241,13 +249,13 @@ class AAGNNwoA(_AntennaGNN):
 
 @register_model("aagnn")
 class AAGNN(_AntennaGNN):
-    """AAGNN, eqs. (18)-(20), raw correlation attention, alpha and beta per layer (init 0.1), tanh
-    on hidden layers by default (bounds the quadratic attention; ReLU lets it grow ~x^2 per layer).
-    Defaults: widths [2,64,64,64,64,2] (8 * 12,544 + 10 = 100,362 parameters; Table I's 115,617
-    is a width sweep result whose widths the paper does not give)."""
+    """AAGNN, eqs. (18)-(20), raw correlation attention, alpha and beta per layer (init 0.1), no
+    activation by default (eq. (20) has none: the attention is the nonlinearity). Defaults: widths
+    [2,64,64,2]: 8 * 4,352 + 2 * 3 = 34,822 parameters (Table I's 115,617 is a width-sweep result
+    whose widths the paper does not give)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        config = with_defaults(config, d_mod=64, layers=4, activation="tanh")
+        config = with_defaults(config, d_mod=64, layers=2, activation="none")
         super().__init__(config, lambda a, b: AttentionLayer(a, b, config.aggregation))
 
     def run_layer(self, layer: nn.Module, x: Tensor, d: Tensor, g: Tensor) -> Tensor:
