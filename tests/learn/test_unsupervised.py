@@ -54,7 +54,8 @@ def test_checkpoint_reloads_with_weights_only_and_predicts_identically(run):
         b = run["policy"](val).precoders
     assert torch.equal(a, b)
     assert float(model.input_scale) != 1.0  # the fitted input statistic travels in the state dict
-    objective = SumRatePrecoding().objective(val, make_policy(config, model)(val)).mean()
+    with torch.no_grad():
+        objective = SumRatePrecoding().objective(val, make_policy(config, model)(val)).mean()
     assert float(objective) == pytest.approx(run["best_val_objective"], rel=1e-5)
 
 
