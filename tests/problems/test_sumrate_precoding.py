@@ -154,3 +154,15 @@ def test_bad_input_names_the_field():
         SumRatePrecoding().objective(inst, Allocation(precoders=inst.h.real))
     with pytest.raises(ValueError, match="precoders"):
         SumRatePrecoding().objective(inst, Allocation(p_dl=torch.ones(2, 3)))
+
+
+def test_sample_rejects_unserved_ues_unless_allowed():
+    sc = preset("aagnn", K=4, clustering={"kind": "radius", "radius_m": 1.0})  # nobody within 1 m
+    with pytest.raises(ValueError, match="association"):
+        SumRatePrecoding().sample(sc, 2, seed=0)
+    inst = SumRatePrecoding(allow_unserved=True).sample(sc, 2, seed=0, dtype=torch.float64)
+    assert not bool(inst.association.any())
+    v = torch.ones_like(inst.h)
+    assert torch.equal(
+        SumRatePrecoding().objective(inst, Allocation(precoders=v)), torch.zeros(2, dtype=torch.float64)
+    )

@@ -238,6 +238,10 @@ def weighted_sum_rate(
 def per_ap_power(w: Tensor, mask: Tensor | None) -> Tensor:
     """Transmit power of each AP, ``sum_k ||x_lk w_lk||^2`` (EGAT (3c) ``||V_b||_F^2``, AAGNN (1b)).
 
+    With a mask this counts served links only (the power of the effective precoder ``x_lk w_lk``);
+    AAGNN's (1b) as printed sums every ``v_lk``, masked or not: pass ``mask=None`` for it (as
+    ``SumRatePrecoding.violation`` does). The two agree for precoders that are zero on unserved links.
+
     Shapes:
         w: complex ``[..., L, K, N]``; mask: ``[..., L, K]`` -> real ``[..., L]``.
     """

@@ -96,11 +96,11 @@ def _ap_power(s: Tensor, lam: Tensor, mu: Tensor) -> Tensor:
 
 
 def _multiplier(s: Tensor, lam: Tensor, budget: Tensor, rounds: int, points: int, newton: int = 3) -> Tensor:
-    """Smallest mu >= 0 with p(mu) <= P (to the multisection's resolution, always on the feasible side).
+    """The multiplier of one AP budget: 0 if the pseudo-inverse solution fits (p(0) <= P), else the root of
+    p(mu) = sum_n s_n / (lam_n + mu)^2 = P: multisection in log(mu), then Newton steps inside the bracket.
 
-    ``s`` holds the squared coefficients of c in A's eigenbasis with null-space components already
-    zeroed, ``lam`` the eigenvalues (0 on the null space). mu = 0 is taken when the pseudo-inverse
-    solution fits.
+    ``s`` holds the (weighted) squared coefficients of c in the eigenbasis with null-space components
+    already zeroed, ``lam`` the eigenvalues (0 on the null space).
 
     Shapes: s, lam [P, N]; budget [P] -> mu [P].
     """
@@ -114,9 +114,8 @@ def _multiplier(s: Tensor, lam: Tensor, budget: Tensor, rounds: int, points: int
     for _ in range(rounds):
         log_grid = log_lo[:, None] + (log_hi - log_lo)[:, None] * t  # [P, G], grid[:, -1] = hi
         fits = _ap_power(s, lam, log_grid.exp()) <= budget[:, None]  # [P, G], monotone in mu
-        j = (points - fits.sum(-1)).clamp_max(
-            points - 1
-        )  # first feasible point (the last, hi, fits up to rounding)
+        # first feasible grid point (the last one, hi, fits up to rounding)
+        j = (points - fits.sum(-1)).clamp_max(points - 1)
         log_hi = log_grid.gather(-1, j[:, None]).squeeze(-1)
         below = log_grid.gather(-1, (j - 1).clamp_min(0)[:, None]).squeeze(-1)
         log_lo = torch.where(j > 0, below, log_lo - 3 * math.log(10.0))  # mu* below the bracket: extend
@@ -160,17 +159,15 @@ def _ap_block(
         # (A_l + mu I)^+ c_i = B (G + mu I)^+ x_i with the K x K Gram G = B^H B = Q diag(sigma) Q^H and
         # ||v_i||^2 = sum_j sigma_j |(Q^H x_i)_j|^2 / (sigma_j + mu)^2: a K x K instead of N x N eigenproblem.
         ra = a.sqrt()  # [P, K]
-        bt = ra.to(h_l.dtype)[..., None] * h_l  # [P, K, N]: row k = (sqrt(a_k) h_lk)^T = column k of B
-        diag = torch.where(
-            ra > 0, beta / ra.clamp_min(tiny).to(beta.dtype), 0.0
-        )  # [P, K]: beta_i / sqrt(a_i)
-        x = torch.diag_embed(diag) - rest.mT * ra[:, None, :].to(rest.dtype)  # [P, K(i), K(k)]
+        bt = ra[..., None] * h_l  # [P, K, N]: row k = (sqrt(a_k) h_lk)^T = column k of B
+        diag = torch.where(ra > 0, beta / ra.clamp_min(tiny), 0.0)  # [P, K]: beta_i / sqrt(a_i)
+        x = torch.diag_embed(diag) - rest.mT * ra[:, None, :]  # [P, K(i), K(k)]
         x = x * d_l[..., None]  # unserved streams stay zero
         lam, Q = torch.linalg.eigh(bt.conj() @ bt.mT)  # G [P, K, K]: lam [P, K] ascending
         basis, back = Q.conj(), lambda z: z @ Q.mT @ bt  # v rows = (B Q z_i)^T
         weight = lam  # ||B Q e_j||^2 = sigma_j
     else:
-        ah = a.to(h_l.dtype)[..., None] * h_l  # [P, K, N]: a_k h_lk
+        ah = a[..., None] * h_l  # [P, K, N]: a_k h_lk
         x = (beta[..., None] * h_l - rest.mT @ ah) * d_l[..., None]  # [P, K(i), N]: c_i, unserved zero
         lam, U = torch.linalg.eigh(ah.mT @ h_l.conj())  # A_l = sum_k a_k h_lk h_lk^H [P, N, N]
         basis, back = U.conj(), lambda z: z @ U.mT  # v rows = (U z_i)^T
@@ -182,13 +179,13 @@ def _ap_block(
     mu = _multiplier(weight * _abs2(y).sum(1), lam, budget, rounds, points)  # [P]
     denom = lam + mu[:, None]  # [P, D]
     coef = torch.where(null | (denom <= 0), 0.0, 1.0 / torch.where(denom > 0, denom, 1.0))  # [P, D]
-    v_new = back(y * coef[:, None, :].to(y.dtype))  # [P, K(i), N]
+    v_new = back(y * coef[:, None, :])  # [P, K(i), N]
     power = _abs2(v_new).sum(dim=(-2, -1))  # [P]
     # mu > 0: the budget binds (complementary slackness), so scale to exactly P_l (this also removes the
     # multiplier's rounding); mu = 0: only guard against exceeding the budget by rounding
     tight = (mu > 0) | (power > budget)
     scale = torch.where(tight & (power > 0), (budget / power.clamp_min(tiny)).sqrt(), 1.0)
-    return v_new * scale[:, None, None].to(v_new.dtype)
+    return v_new * scale[:, None, None]
 
 
 def wmmse(
@@ -201,8 +198,9 @@ def wmmse(
     *,
     max_iterations: int = 500,
     tol: float = 1e-6,
-    rounds: int = 5,
+    rounds: int = 3,
     points: int = 32,
+    sweeps: int = 1,
 ) -> WMMSEResult:
     """Run WMMSE from ``start`` on P problems at once (module docstring).
 
@@ -212,7 +210,10 @@ def wmmse(
         max_iterations: iteration cap; tol: a problem converges when its objective gains less than
             ``tol * max(|objective|, 1e-12)`` in one iteration, after which it is frozen.
         rounds, points: multisection of each multiplier: ``points`` per round, ``rounds`` rounds
-            (bracket ratio 1e12 shrinks by (points - 1)^rounds).
+            (the log-bracket of width log(1e12) shrinks by (points - 1)^rounds, to ~1e-3 by default),
+            followed by 3 Newton steps (quadratic convergence) and an exact scaling to the budget.
+        sweeps: Gauss-Seidel sweeps over the APs per iteration (u, w fixed); 1 is Shi et al.'s scheme
+            with the precoder step split into AP blocks.
 
     Shapes:
         h, start complex [P, L, K, N]; association bool [P, L, K]; p_max [P, L]; noise [P];
@@ -242,18 +243,19 @@ def wmmse(
         pw = _abs2(g)  # [P, K, K]
         signal = torch.diagonal(pw, dim1=-2, dim2=-1)  # [P, K]
         total = pw.sum(-1) + noise[:, None]  # [P, K]
-        u = torch.diagonal(g, dim1=-2, dim2=-1) / total.to(g.dtype)  # [P, K]
+        u = torch.diagonal(g, dim1=-2, dim2=-1) / total  # [P, K]
         w = total / (total - signal)  # 1 / e_k = 1 + gamma_k, [P, K]
         a = weights * w * _abs2(u)  # [P, K]
-        beta = (weights * w).to(u.dtype) * u  # [P, K]
+        beta = (weights * w) * u  # [P, K]
         # step 3: Gauss-Seidel over AP blocks (each step batched over problems, streams and antennas)
-        blocks = []
-        g_new = g
-        for l in range(L):
-            v_l = _ap_block(h[:, l], v[:, l], d[:, l], g_new, a, beta, p_max[:, l], rounds, points)
-            g_new = g_new + h[:, l].conj() @ (v_l - v[:, l]).mT
-            blocks.append(v_l)
-        v_new = torch.stack(blocks, dim=1)  # [P, L, K, N]
+        v_new, g_new = v, g
+        for _ in range(sweeps):
+            blocks = []
+            for l in range(L):
+                v_l = _ap_block(h[:, l], v_new[:, l], d[:, l], g_new, a, beta, p_max[:, l], rounds, points)
+                g_new = g_new + h[:, l].conj() @ (v_l - v_new[:, l]).mT
+                blocks.append(v_l)
+            v_new = torch.stack(blocks, dim=1)  # [P, L, K, N]
         g_new = _gains(h, v_new)  # recomputed (no drift from the incremental updates)
         obj_new = _objective(g_new, noise, weights)
         # freeze converged problems so a trajectory never depends on the rest of the batch
@@ -307,8 +309,9 @@ class WMMSE:
     max_iterations: int = 500
     tol: float = 1e-6
     seed: int = 0
-    rounds: int = 5
+    rounds: int = 3
     points: int = 32
+    sweeps: int = 1
 
     def __post_init__(self) -> None:
         if self.random_starts < 0:
@@ -339,6 +342,7 @@ class WMMSE:
             tol=self.tol,
             rounds=self.rounds,
             points=self.points,
+            sweeps=self.sweeps,
         )
         obj = res.objective.reshape(B, S)
         best = obj.argmax(-1)  # [B]
