@@ -21,7 +21,7 @@ import torch
 from cfmimo.config import Scenario
 from cfmimo.rng import sample_indices
 from cfmimo.sim.clustering import serving_mask
-from cfmimo.sim.combining import combiners
+from cfmimo.sim.combining import _rows, combiners, mmse_combiner_rows
 from cfmimo.sim.correlation import correlation_matrices
 from cfmimo.sim.estimation import (
     estimator_statistics,
@@ -38,6 +38,7 @@ from cfmimo.sim.uatf import (
     MomentAccumulator,
     UplinkStatistics,
     cross_terms,
+    cross_terms_rows,
     instantaneous_estimate_sinr,
 )
 
@@ -236,11 +237,15 @@ def network_statistics(
     design_power: torch.Tensor | None = None,
     dl_normalization: str | None = None,
     chunk: int | None = None,
+    method: str = "fast",
 ) -> tuple[UplinkStatistics, DownlinkStatistics]:
     """UL and DL UatF statistics with combiners designed at ``design_power`` (full UL power by default).
 
     The DL precoders are the normalized UL combiners (scenario.dl_normalization unless given).
     ``chunk`` bounds the realizations processed at once (memory); results do not depend on it.
+    ``method``: "fast" (default; MMSE in row layout with per-UE direct solves, see
+    ``combining.mmse_combiner_rows``) or "reference" (the original implementation, for tests and
+    benchmarks); both agree to float64 rounding.
 
     Shapes:
         design_power [B, K] (mW) -> (UplinkStatistics, DownlinkStatistics).
@@ -257,10 +262,22 @@ def network_statistics(
         batch, K, L = net.batch, net.pilot.shape[1], net.serving.shape[1]
         per_realization = batch * (K**3 + L * K * K) * state.h.element_size() * 4
         chunk = max(1, min(t, (512 * 2**20) // per_realization))
+    if method not in ("fast", "reference"):
+        raise ValueError(f"method must be 'fast' or 'reference', got {method!r}")
     acc = MomentAccumulator()
     for start in range(0, t, chunk):
         sl = slice(start, start + chunk)
-        v = combiners(combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power)
+        if combiner == "mmse" and method == "fast":
+            hr_hat = _rows(state.h_hat[:, sl])  # [B, t, K, L*N]
+            v = mmse_combiner_rows(hr_hat, state.error_cov, net.serving, design_power)
+            acc.add(*cross_terms_rows(v, _rows(state.h[:, sl]), net.serving.shape[1]))
+            continue
+        if combiner == "mmse":
+            v = combiners(
+                combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power, method=method
+            )
+        else:
+            v = combiners(combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power)
         acc.add(*cross_terms(v, state.h[:, sl]))
     return acc.finalize(dl_normalization or sc.dl_normalization)
 

@@ -102,6 +102,20 @@ class MomentAccumulator:
         return ul, dl
 
 
+def cross_terms_rows(
+    v_rows: torch.Tensor, h_rows: torch.Tensor, aps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cross_terms`` in row layout (UE k's stacked vector over APs and antennas is a row).
+
+    Shapes:
+        v_rows, h_rows [B, T, K, L*N] -> (cross [B, T, K, K] complex, energy_per_ap [B, T, L, K] real).
+    """
+    b, t, K, LN = v_rows.shape
+    cross = torch.matmul(v_rows.conj(), h_rows.mT)  # [B, T, K(k), K(i)] = v_k^H h_i
+    energy = (v_rows.real**2 + v_rows.imag**2).view(b, t, K, aps, LN // aps).sum(-1)  # [B, T, K, L]
+    return cross, energy.transpose(2, 3)
+
+
 def cross_terms(v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """M[b, t, k, i] = v_k^H D_k h_i (v already zero outside D_k) and ||v_kl||^2.
 
