@@ -83,8 +83,7 @@ def main() -> None:
             row = {"K": K, "L": 16, "batch": args.batch, "realizations": t}
             row["channels_s"] = _median_s(lambda: channel_state(net, r_sqrt, t), args.repeats)  # noqa: B023
             row["labels_s"] = _median_s(
-                lambda: cluster_labels(net, state, serving, config.dynamic),
-                args.repeats,  # noqa: B023
+                lambda: cluster_labels(net, state, serving, config.dynamic), args.repeats  # noqa: B023
             )
             row["step_s"] = _median_s(lambda: module.step(batch)["loss"].backward(), args.repeats)  # noqa: B023
             row["setups_per_s"] = args.batch / row["step_s"]

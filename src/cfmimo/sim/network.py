@@ -270,7 +270,7 @@ def network_statistics(
         if combiner == "mmse" and method == "fast":
             hr_hat = _rows(state.h_hat[:, sl])  # [B, t, K, L*N]
             v = mmse_combiner_rows(hr_hat, state.error_cov, net.serving, design_power)
-            acc.add(*cross_terms_rows(v, _rows(state.h[:, sl]), net.serving.shape[1]))
+            acc.add(*cross_terms_rows(v, _rows(state.h[:, sl], conj=True), net.serving.shape[1]))
             continue
         if combiner == "mmse":
             v = combiners(
