@@ -39,6 +39,8 @@ CASES = {
     "k_above_tau_p_large_k": ({"kind": "q_strongest", "q": 2}, {"K": 11}),
     "one_ap": ({"kind": "all"}, {"L": 1, "drop_ue": True}),
     "one_ap_all": ({"kind": "all"}, {"L": 1}),
+    "all_k_above_ln": ({"kind": "all"}, {"K": 11}),
+    "all_k_above_ln_unserved": ({"kind": "all"}, {"K": 11, "drop_ue": True}),
 }
 
 
@@ -77,3 +79,23 @@ def test_unserved_ue_has_zero_combiner_and_statistics(small_factory):
 def test_method_is_validated(small_net, small_state):
     with pytest.raises(ValueError, match="method"):
         network_statistics(small_net, small_state, "mmse", method="slow")
+
+
+def test_memory_limit_chunks_without_changing_results(small_net, small_state):
+    from cfmimo.sim.memory import estimate_statistics_bytes
+
+    full = network_statistics(small_net, small_state, "mmse")
+    B, L, K = small_net.serving.shape
+    N, T = small_state.h.shape[-1], small_state.h.shape[1]
+    one = estimate_statistics_bytes(
+        K, L, N, T, B, torch.complex128, cluster_aps=L - 1, chunk=1, include_state=False
+    )
+    tight = network_statistics(small_net, small_state, "mmse", memory_limit_bytes=one + 1)  # chunk = 1
+    for a, b in zip(full, tight, strict=True):
+        for field in a.__dataclass_fields__:
+            assert _rel(getattr(a, field), getattr(b, field)) <= 1e-12
+
+
+def test_memory_limit_too_small_names_the_sizes(small_net, small_state):
+    with pytest.raises(ValueError, match=r"K=6, L=4, N=2, realizations=8, batch=3.*GiB"):
+        network_statistics(small_net, small_state, "mmse", memory_limit_bytes=1000)

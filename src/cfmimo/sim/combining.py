@@ -223,6 +223,27 @@ def _shared_rows(hr: torch.Tensor, xr: torch.Tensor, sqrt_p: torch.Tensor, p: to
     return bmm(coeff.mT, xr)  # row k = sum_j coeff[j, k] x_j
 
 
+def _shared_direct_rows(hr: torch.Tensor, z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Book eq. (5.11) directly when every UE has the same serving APs and K > LN:
+
+        v_k = p_k S^(-1) hhat_k,  S = sum_i p_i hhat_i hhat_i^H + blkdiag(Z),
+
+    one LN x LN solve with K right-hand sides per realization (instead of a K x K inverse).
+    APs outside the common set must have zero rows in ``hr``: S is block-diagonal there and
+    the combiners vanish on them.
+
+    Shapes:
+        hr [b, T, K, LN], z [b, L, N, N], p [b, K] real -> v rows [b, T, K, LN].
+    """
+    b, t, K, LN = hr.shape
+    L, N = z.shape[1], z.shape[-1]
+    s = bmm((hr * p.to(hr.dtype)[:, None, :, None]).mT, hr.conj())  # [b, T, LN, LN]
+    blocks = s.view(b, t, L, N, L, N).diagonal(dim1=2, dim2=4)  # [b, T, N, N, L]
+    blocks += z.permute(0, 2, 3, 1)[:, None]
+    y = _solve(s.reshape(b * t, LN, LN), hr.reshape(b * t, K, LN).mT)  # [bT, LN, K]
+    return (y.mT.reshape(b, t, K, LN) * p.to(hr.dtype)[:, None, :, None]).contiguous()
+
+
 def _served_aps(serving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per UE, its serving APs first (in AP order), padded with its non-serving APs.
 
@@ -350,6 +371,11 @@ def mmse_combiner_rows(
     same_sets = shared.all(dim=1)  # [B]
     out = torch.empty_like(hr)
     if bool(same_sets.all()):
+        if hr.shape[-1] < K:  # more UEs than antennas: the LN x LN direct solve is cheaper
+            if not bool(serving.all()):
+                keep = serving[:, :, 0].repeat_interleave(N, dim=1).to(hr.dtype)  # [B, LN]
+                hr = hr * keep[:, None, None, :]
+            return _shared_direct_rows(hr, _z_matrix(error_cov, p), p)
         zinv = torch.linalg.inv(_z_matrix(error_cov, p))
         xr = _apply_per_ap(hr, zinv)
         if not bool(serving.all()):  # some APs serve nobody: drop them from every sum

@@ -31,6 +31,7 @@ from cfmimo.sim.estimation import (
     sample_pilot_noise,
 )
 from cfmimo.sim.geometry import disc_union_positions, grid_positions, link_angles, uniform_positions
+from cfmimo.sim.memory import statistics_chunk
 from cfmimo.sim.pathloss import pathloss_gain_db, shadowing_db
 from cfmimo.sim.pilots import assign_pilots
 from cfmimo.sim.uatf import (
@@ -238,6 +239,7 @@ def network_statistics(
     dl_normalization: str | None = None,
     chunk: int | None = None,
     method: str = "fast",
+    memory_limit_bytes: int | None = None,
 ) -> tuple[UplinkStatistics, DownlinkStatistics]:
     """UL and DL UatF statistics with combiners designed at ``design_power`` (full UL power by default).
 
@@ -245,7 +247,10 @@ def network_statistics(
     ``chunk`` bounds the realizations processed at once (memory); results do not depend on it.
     ``method``: "fast" (default; MMSE in row layout with per-UE direct solves, see
     ``combining.mmse_combiner_rows``) or "reference" (the original implementation, for tests and
-    benchmarks); both agree to float64 rounding.
+    benchmarks); both agree to float64 rounding. With ``chunk=None`` the fast MMSE path picks
+    the largest chunk whose estimated working set (``cfmimo.sim.memory``) fits
+    ``memory_limit_bytes`` (default: half the available memory) and raises ValueError, naming
+    the sizes and the estimate, when even one realization at a time does not fit.
 
     Shapes:
         design_power [B, K] (mW) -> (UplinkStatistics, DownlinkStatistics).
@@ -256,14 +261,27 @@ def network_statistics(
             net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype, device=net.gain_db.device
         )
     t = state.h.shape[1]
+    if method not in ("fast", "reference"):
+        raise ValueError(f"method must be 'fast' or 'reference', got {method!r}")
+    if chunk is None and combiner == "mmse" and method == "fast":
+        batch, L, K = net.serving.shape
+        same = bool((net.serving.all(dim=2) | ~net.serving.any(dim=2)).all())
+        chunk = statistics_chunk(
+            K,
+            L,
+            state.h.shape[-1],
+            t,
+            batch,
+            state.h.dtype,
+            cluster_aps=None if same else int(net.serving.sum(1).max()),
+            limit_bytes=memory_limit_bytes,
+        )
     if chunk is None:
         # The per-UE combiner path holds [B, t, K, K, K] Gram matrices (plus temporaries): bound
         # them to ~512 MiB so K = 40 batches stay within a laptop's memory. Results do not depend on it.
         batch, K, L = net.batch, net.pilot.shape[1], net.serving.shape[1]
         per_realization = batch * (K**3 + L * K * K) * state.h.element_size() * 4
         chunk = max(1, min(t, (512 * 2**20) // per_realization))
-    if method not in ("fast", "reference"):
-        raise ValueError(f"method must be 'fast' or 'reference', got {method!r}")
     acc = MomentAccumulator()
     for start in range(0, t, chunk):
         sl = slice(start, start + chunk)
