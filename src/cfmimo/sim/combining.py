@@ -293,9 +293,10 @@ def _direct_rows(hr: torch.Tensor, z: torch.Tensor, serving: torch.Tensor, p: to
     blocks[..., :L] += z.permute(0, 2, 3, 1)[:, None]
     # one gather builds every UE's principal submatrix, row-major, from flat element indices
     rows = (index[..., None] * N + torch.arange(N, device=hr.device)).reshape(b, K, m * N)  # [b, K, mN]
-    flat = (rows[..., :, None] * size + rows[..., None, :]).reshape(b, 1, K * m * m * N * N)
+    # gathered transposed (column-major), the layout LAPACK factorizes in: saves a transposing copy
+    flat = (rows[..., None, :] * size + rows[..., :, None]).reshape(b, 1, K * m * m * N * N)
     sub = torch.gather(s.reshape(b, t, size * size), 2, flat.expand(b, t, -1))
-    sub = sub.view(b, t, K, m * N, m * N)
+    sub = sub.view(b, t, K, m * N, m * N).mT  # [b, T, K, mN, mN] with column-major strides
     rhs = torch.gather(
         torch.nn.functional.pad(hr, (0, m * N)) if padded else hr, 3, rows[:, None].expand(b, t, K, m * N)
     )  # [b, T, K, mN]: hhat_k on its served antennas (zero on padding)
