@@ -5,11 +5,16 @@
   which does not change the solver's work), instances per second;
 * ``cvxpy_bisection``: the CVXPY + Clarabel bisection reference (UL + DL) on the first few of the
   same instances, seconds per instance, and the closed form's speed-up over it;
+* ``book_fixed_point_numpy``: the book's Algorithm 7.1 (UL) / 7.3 (DL) fixed point transcribed
+  line by line in NumPy (one instance at a time, stop when max SINR - min SINR < 0.01, the book's
+  tolerance) on the first ``--book-instances`` of the same instances: microseconds per UL + DL
+  instance, the closed form's speed-up over it, and the min-SINR gap (the peer stops early);
 * ``q8_dcc_pipeline``: "Q = 8 strongest APs + closed form" at K = 40, L = 16 including everything
   (layout, channels, estimation, MMSE combiners, UatF statistics with 100 realizations, powers),
   seconds per setup (the elu-cosformer paper reports 31.6 s for DCC + closed form).
 
-Usage: python benchmarks/maxmin_throughput.py [--batch 1024] [--cvx-instances 4]
+Usage: python benchmarks/maxmin_throughput.py [--batch 1024] [--cvx-instances 4] [--book-instances 256]
+       [--skip-cvx]
 """
 
 from __future__ import annotations
@@ -29,6 +34,53 @@ from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.problems.maxmin_power import MaxMinPower
 
 
+def book_fixed_point_numpy(signal, interference, noise, weights, budget, tolerance=0.01, max_iter=100_000):
+    """The book's Algorithm 7.1 (UL, per-UE caps) / 7.3 (DL) transcribed line by line in NumPy.
+
+    One instance: SINR_k = p_k b_k / (sum_i p_i c_ki - p_k b_k + s_k) with constraints
+    weights @ p <= budget. Start from the budget-scaled all-ones vector, then repeat
+    p <- (interference + noise) / b, scaled so the tightest constraint holds with equality,
+    until max SINR - min SINR < tolerance (the book: 0.01). Returns (p, min SINR, iterations).
+    """
+    import numpy as np
+
+    p = np.ones_like(signal)
+    p = p / np.max(weights @ p / budget)
+    for it in range(1, max_iter + 1):
+        interf = interference @ p - p * signal + noise  # sum_{i != k} p_i c_ki + s_k
+        sinr = p * signal / interf
+        if sinr.max() - sinr.min() < tolerance:
+            return p, sinr.min(), it
+        p = interf / signal  # the power each UE needs for SINR 1 given the others
+        p = p / np.max(weights @ p / budget)
+    return p, sinr.min(), max_iter
+
+
+def time_book_peer(inst, count: int) -> dict:
+    """Seconds per instance (UL + DL) of the NumPy book fixed point, and its SINRs."""
+    import numpy as np
+
+    ul, dl = inst.uplink, inst.downlink
+    K = ul.signal.shape[1]
+    eye = np.eye(K)
+    arrays = {
+        "ul": [x.double().numpy() for x in (ul.signal, ul.interference, ul.noise, inst.ul_budget)],
+        "dl": [x.double().numpy() for x in (dl.signal, dl.interference, inst.dl_weights, inst.dl_budget)],
+    }
+    s_ul, c_ul, n_ul, b_ul = arrays["ul"]
+    s_dl, c_dl, w_dl, b_dl = arrays["dl"]
+    sinr_ul, sinr_dl, its = [], [], []
+    start = time.perf_counter()
+    for b in range(count):
+        _, g_ul, i_ul = book_fixed_point_numpy(s_ul[b], c_ul[b], n_ul[b], eye, b_ul[b])
+        _, g_dl, i_dl = book_fixed_point_numpy(s_dl[b], c_dl[b], np.ones(K), w_dl[b], b_dl[b])
+        sinr_ul.append(g_ul)
+        sinr_dl.append(g_dl)
+        its.append((i_ul, i_dl))
+    per = (time.perf_counter() - start) / count
+    return {"seconds_per_instance": per, "sinr_ul": sinr_ul, "sinr_dl": sinr_dl, "iterations": its}
+
+
 def instances(K: int, batch: int, realizations: int, **overrides):
     sc = preset("tree-transformer", K=K, realizations=realizations, **overrides)
     problem = MaxMinPower()
@@ -40,6 +92,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--cvx-instances", type=int, default=4)
+    ap.add_argument("--book-instances", type=int, default=256, help="instances for the NumPy book peer")
+    ap.add_argument("--skip-cvx", action="store_true", help="skip the CVXPY bisection and the Q=8 pipeline")
     ap.add_argument("--pipeline-setups", type=int, default=32)
     args = ap.parse_args()
     policy = MaxMinClosedForm()
@@ -85,10 +139,37 @@ def main() -> None:
         out["closed_form"][f"K={K}"] = {
             "batch": args.batch,
             "instances_per_s": args.batch / per_batch,
+            "us_per_instance": 1e6 * per_batch / args.batch,
             "ms_per_batch": 1e3 * per_batch,
             "iterations_ul": alloc.info["iterations_ul"],
             "iterations_dl": alloc.info["iterations_dl"],
         }
+        # the book's fixed point (NumPy, one instance at a time, tolerance 0.01), same instances
+        peer = time_book_peer(inst, min(args.book_instances, args.batch))
+        n_peer = len(peer["sinr_ul"])
+        gap = max(
+            max(
+                abs(g - alloc.info["sinr_ul"][i].item()) / alloc.info["sinr_ul"][i].item()
+                for i, g in enumerate(peer["sinr_ul"])
+            ),
+            max(
+                abs(g - alloc.info["sinr_dl"][i].item()) / alloc.info["sinr_dl"][i].item()
+                for i, g in enumerate(peer["sinr_dl"])
+            ),
+        )
+        out.setdefault("book_fixed_point_numpy", {})[f"K={K}"] = {
+            "instances": n_peer,
+            "tolerance_sinr_spread": 0.01,
+            "us_per_instance": 1e6 * peer["seconds_per_instance"],
+            "closed_form_speedup": peer["seconds_per_instance"] * args.batch / per_batch,
+            "max_iterations_ul_dl": [
+                max(i[0] for i in peer["iterations"]),
+                max(i[1] for i in peer["iterations"]),
+            ],
+            "max_relative_min_sinr_gap_to_closed_form": gap,
+        }
+        if args.skip_cvx:
+            continue
         n = args.cvx_instances
         sub_ul = uplink_affine(
             replace(ul, signal=ul.signal[:n], interference=ul.interference[:n], noise=ul.noise[:n])
@@ -123,6 +204,10 @@ def main() -> None:
             "max_relative_sinr_difference": rel,
         }
     # Q = 8 strongest + closed form, everything included, K = 40
+    if args.skip_cvx:
+        out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out, indent=2))
+        return
     sc = preset("tree-transformer", K=40, clustering={"kind": "q_strongest", "q": 8})
     problem = MaxMinPower()
     n, b = args.pipeline_setups, 16

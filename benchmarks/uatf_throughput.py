@@ -7,9 +7,11 @@ Configuration of issue #2: tree-transformer preset, L = 16, N = 4, K = 10, tau_p
     (what the book's functionComputeSE_uplink/downlink compute: ~2.4 s per setup in MATLAB);
   * ``end_to_end``: everything from scratch: layout, shadowing, local-scattering R, pilots,
     clusters, channel realizations, pilot noise, MMSE estimation and the statistics;
+  * ``statistics_reference``: the same with ``method="reference"`` (the pre-issue-16 code), timed
+    in the same process, interleaved with the fast path (``statistics_speedup`` = their ratio);
   * a per-stage breakdown, and peak memory (process RSS high-water mark).
 
-Usage: python benchmarks/uatf_throughput.py [--batch 64] [--K 10] [--repeats 5] [--clustering all]
+Usage: python benchmarks/uatf_throughput.py [--batch 64] [--K 10] [--repeats 5] [--clustering all|dcc|q8]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main() -> None:
     ap.add_argument("--L", type=int, default=16)
     ap.add_argument("--realizations", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved fast/reference rounds (min taken)")
     ap.add_argument("--clustering", default="all", help="all | dcc | q8 (Q = 8 strongest)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
@@ -71,7 +74,11 @@ def main() -> None:
         )
     )
     t_est, state = run(lambda: estimate(net, h, noise))
-    t_stats, _ = run(lambda: network_statistics(net, state, "mmse"))
+    # fast and reference statistics side by side, interleaved so machine load hits both alike
+    t_ref, t_stats = float("inf"), float("inf")
+    for _ in range(max(1, args.rounds)):
+        t_ref = min(t_ref, run(lambda: network_statistics(net, state, "mmse", method="reference"))[0])
+        t_stats = min(t_stats, run(lambda: network_statistics(net, state, "mmse"))[0])
     end_to_end = t_net + t_sqrt + t_ch + t_noise + t_est + t_stats
     result = {
         "benchmark": "uatf_throughput",
@@ -92,6 +99,8 @@ def main() -> None:
             "dtype": "complex64",
         },
         "statistics": {"setups_per_s": b / t_stats, "ms_per_batch": 1e3 * t_stats},
+        "statistics_reference": {"setups_per_s": b / t_ref, "ms_per_batch": 1e3 * t_ref},
+        "statistics_speedup": t_ref / t_stats,
         "end_to_end": {"setups_per_s": b / end_to_end, "ms_per_batch": 1e3 * end_to_end},
         "stages_ms_per_batch": {
             "networks (layout, shadowing, R, pilots, clusters)": 1e3 * t_net,

@@ -43,7 +43,7 @@ def local_scattering(
     asd_azimuth: float,
     asd_elevation: float,
     spacing: float = 0.5,
-    chunk: int = 2048,
+    chunk: int = 8192,
 ) -> torch.Tensor:
     """Normalized correlation matrices of the 3-D local scattering model (angles in rad).
 
@@ -60,17 +60,28 @@ def local_scattering(
     weight = (wa[:, None] * we[None, :]).reshape(-1)  # [Q]
     phi_all = azimuth.double().reshape(-1)
     theta_all = elevation.double().reshape(-1)
-    rows = []
-    for start in range(0, phi_all.numel(), chunk):  # bounds memory at [chunk, Q] per step
-        phi = phi_all[start : start + chunk, None, None] + xa[:, None]  # [c, Qa, 1]
-        theta = theta_all[start : start + chunk, None, None] + xe[None, :]  # [c, 1, Qe]
-        u = (torch.sin(phi) * torch.cos(theta)).reshape(phi.shape[0], -1)  # [c, Q]
-        step = torch.polar(torch.ones_like(u), 2 * math.pi * spacing * u)  # exp(j 2 pi d u)
-        powers = [torch.ones_like(step)]
-        for _ in range(1, antennas):  # exp(j 2 pi d lag u) = step^lag: one exp per node
-            powers.append(powers[-1] * step)
-        rows.append(torch.stack(powers, dim=1) @ weight.to(step.dtype))  # [c, N]
-    first_row = torch.cat(rows).reshape(*azimuth.shape, antennas)
+    count = phi_all.numel()
+    re = torch.empty(count, antennas, dtype=torch.float64, device=dev)  # E{cos(lag * x)}
+    im = torch.empty(count, antennas, dtype=torch.float64, device=dev)  # E{sin(lag * x)}
+    re[:, 0], im[:, 0] = 1.0, 0.0
+    for start in range(0, count, chunk):  # bounds memory at [chunk, Q] per step
+        sl = slice(start, start + chunk)
+        phi = phi_all[sl, None, None] + xa[:, None]  # [c, Qa, 1]
+        theta = theta_all[sl, None, None] + xe[None, :]  # [c, 1, Qe]
+        x = (2 * math.pi * spacing) * (torch.sin(phi) * torch.cos(theta)).reshape(phi.shape[0], -1)  # [c, Q]
+        # cos/sin(lag x) by the Chebyshev recurrence in real arithmetic (one cos and one sin per
+        # node; no complex powers or stacked [c, N, Q] tensor), each lag reduced by one matvec
+        c1, s1 = torch.cos(x), torch.sin(x)
+        c_prev, s_prev = torch.ones_like(x), torch.zeros_like(x)
+        c_cur, s_cur = c1, s1
+        two_c1 = 2 * c1
+        for lag in range(1, antennas):
+            re[sl, lag] = c_cur @ weight
+            im[sl, lag] = s_cur @ weight
+            if lag + 1 < antennas:
+                c_prev, c_cur = c_cur, two_c1 * c_cur - c_prev  # cos((k+1)x) = 2cos x cos kx - cos((k-1)x)
+                s_prev, s_cur = s_cur, two_c1 * s_cur - s_prev  # sin((k+1)x) = 2cos x sin kx - sin((k-1)x)
+    first_row = torch.complex(re, im).reshape(*azimuth.shape, antennas)
     m = torch.arange(antennas, device=dev)
     lag = m[None, :] - m[:, None]  # [N, N], n - m
     r = first_row[..., lag.abs()]

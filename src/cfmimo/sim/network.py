@@ -21,7 +21,7 @@ import torch
 from cfmimo.config import Scenario
 from cfmimo.rng import sample_indices
 from cfmimo.sim.clustering import serving_mask
-from cfmimo.sim.combining import combiners
+from cfmimo.sim.combining import _rows, combiners, mmse_combiner_rows
 from cfmimo.sim.correlation import correlation_matrices
 from cfmimo.sim.estimation import (
     estimator_statistics,
@@ -37,6 +37,7 @@ from cfmimo.sim.geometry import (
     link_angles,
     uniform_positions,
 )
+from cfmimo.sim.memory import statistics_chunk
 from cfmimo.sim.pathloss import pathloss_gain_db, shadowing_db
 from cfmimo.sim.pilots import assign_pilots
 from cfmimo.sim.uatf import (
@@ -44,6 +45,7 @@ from cfmimo.sim.uatf import (
     MomentAccumulator,
     UplinkStatistics,
     cross_terms,
+    cross_terms_rows,
     instantaneous_estimate_sinr,
 )
 
@@ -283,11 +285,19 @@ def network_statistics(
     design_power: torch.Tensor | None = None,
     dl_normalization: str | None = None,
     chunk: int | None = None,
+    method: str = "fast",
+    memory_limit_bytes: int | None = None,
 ) -> tuple[UplinkStatistics, DownlinkStatistics]:
     """UL and DL UatF statistics with combiners designed at ``design_power`` (full UL power by default).
 
     The DL precoders are the normalized UL combiners (scenario.dl_normalization unless given).
     ``chunk`` bounds the realizations processed at once (memory); results do not depend on it.
+    ``method``: "fast" (default; MMSE in row layout with per-UE direct solves, see
+    ``combining.mmse_combiner_rows``) or "reference" (the original implementation, for tests and
+    benchmarks); both agree to float64 rounding. With ``chunk=None`` the fast MMSE path picks
+    the largest chunk whose estimated working set (``cfmimo.sim.memory``) fits
+    ``memory_limit_bytes`` (default: half the available memory) and raises ValueError, naming
+    the sizes and the estimate, when even one realization at a time does not fit.
 
     Shapes:
         design_power [B, K] (mW) -> (UplinkStatistics, DownlinkStatistics).
@@ -298,6 +308,21 @@ def network_statistics(
             net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype, device=net.gain_db.device
         )
     t = state.h.shape[1]
+    if method not in ("fast", "reference"):
+        raise ValueError(f"method must be 'fast' or 'reference', got {method!r}")
+    if chunk is None and combiner == "mmse" and method == "fast":
+        batch, L, K = net.serving.shape
+        same = bool((net.serving.all(dim=2) | ~net.serving.any(dim=2)).all())
+        chunk = statistics_chunk(
+            K,
+            L,
+            state.h.shape[-1],
+            t,
+            batch,
+            state.h.dtype,
+            cluster_aps=None if same else int(net.serving.sum(1).max()),
+            limit_bytes=memory_limit_bytes,
+        )
     if chunk is None:
         # The per-UE combiner path holds [B, t, K, K, K] Gram matrices (plus temporaries): bound
         # them to ~512 MiB so K = 40 batches stay within a laptop's memory. Results do not depend on it.
@@ -307,7 +332,17 @@ def network_statistics(
     acc = MomentAccumulator()
     for start in range(0, t, chunk):
         sl = slice(start, start + chunk)
-        v = combiners(combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power)
+        if combiner == "mmse" and method == "fast":
+            hr_hat = _rows(state.h_hat[:, sl])  # [B, t, K, L*N]
+            v = mmse_combiner_rows(hr_hat, state.error_cov, net.serving, design_power)
+            acc.add(*cross_terms_rows(v, _rows(state.h[:, sl], conj=True), net.serving.shape[1]))
+            continue
+        if combiner == "mmse":
+            v = combiners(
+                combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power, method=method
+            )
+        else:
+            v = combiners(combiner, state.h_hat[:, sl], state.error_cov, net.serving, design_power)
         acc.add(*cross_terms(v, state.h[:, sl]))
     return acc.finalize(dl_normalization or sc.dl_normalization)
 

@@ -102,6 +102,25 @@ class MomentAccumulator:
         return ul, dl
 
 
+def cross_terms_rows(
+    v_rows: torch.Tensor, h_rows_conj: torch.Tensor, aps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cross_terms`` in row layout (UE k's stacked vector over APs and antennas is a row).
+
+    Takes the *conjugated* channels (``combining._rows(h, conj=True)``), so that the product
+    sum_a v_k[a] conj(h_i[a]) = conj(v_k^H h_i) needs no conjugated copy inside the matmul.
+
+    Shapes:
+        v_rows, h_rows_conj [B, T, K, L*N]
+        -> (cross [B, T, K, K] complex, energy_per_ap [B, T, L, K] real).
+    """
+    b, t, K, LN = v_rows.shape
+    cross_c = torch.bmm(v_rows.reshape(-1, K, LN), h_rows_conj.reshape(-1, K, LN).mT)
+    cross = cross_c.view(b, t, K, K).conj().resolve_conj()  # [B, T, K(k), K(i)] = v_k^H h_i
+    energy = (v_rows.real**2 + v_rows.imag**2).view(b, t, K, aps, LN // aps).sum(-1)  # [B, T, K, L]
+    return cross, energy.transpose(2, 3)
+
+
 def cross_terms(v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """M[b, t, k, i] = v_k^H D_k h_i (v already zero outside D_k) and ||v_kl||^2.
 

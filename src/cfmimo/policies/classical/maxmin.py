@@ -125,20 +125,28 @@ def maxmin_closed_form(
     out_dtype = problem.u.dtype
     t, u, act = problem.T.double(), problem.u.double(), problem.active
     a = A.double() / budget.double()[..., None]  # [B, J, K]: a_j / P_j
-    B, K = u.shape
+    K = u.shape[1]
     eye = torch.eye(K, dtype=torch.float64, device=u.device)
     # Inactive UEs: an identity row keeps (lambda I - T) invertible and gives them p = 0.
     inactive_eye = torch.diag_embed((~act).double())
 
-    def evaluate(lam: torch.Tensor):
-        m = lam[:, None, None] * eye - t + inactive_eye * (1 - lam[:, None, None])
+    def evaluate(lam: torch.Tensor, idx: torch.Tensor | None = None):
+        # idx: the instances still iterating (None: all); converged ones are not recomputed
+        ts, us, acts, a_s, ie = (
+            (t, u, act, a, inactive_eye)
+            if idx is None
+            else (t[idx], u[idx], act[idx], a[idx], inactive_eye[idx])
+        )
+        m = lam[:, None, None] * eye - ts + ie * (1 - lam[:, None, None])
         lu, piv, info = torch.linalg.lu_factor_ex(m)
-        p = torch.linalg.lu_solve(lu, piv, u[..., None]).squeeze(-1)
-        valid = (info == 0) & torch.where(act, p > 0, True).all(-1) & torch.isfinite(p).all(-1)
-        load = (a @ p[..., None]).squeeze(-1)  # [B, J]
+        p = torch.linalg.lu_solve(lu, piv, us[..., None]).squeeze(-1)
+        valid = (info == 0) & torch.where(acts, p > 0, True).all(-1) & torch.isfinite(p).all(-1)
+        load = (a_s @ p[..., None]).squeeze(-1)  # [b, J]
         f, j = load.max(dim=-1)
         dp = torch.linalg.lu_solve(lu, piv, p[..., None]).squeeze(-1)  # -(d p / d lambda)
-        df = -(a[torch.arange(B), j] * dp).sum(-1)  # f'(lambda) along the active constraint
+        df = -(a_s[torch.arange(len(lam), device=lam.device), j] * dp).sum(
+            -1
+        )  # f' along the active constraint
         return valid & (f > 0), f, df, p, j
 
     any_active = act.any(-1)
@@ -159,18 +167,23 @@ def maxmin_closed_form(
     converged = ~any_active
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-        valid, f, df, _, _ = evaluate(lam)
-        best = torch.where(valid & ~converged, lam, best)
+        # Only the instances still iterating are evaluated (the worst instance of a batch no
+        # longer makes every instance pay for its Newton steps); the others keep their state.
+        idx = (~converged).nonzero().squeeze(1)
+        lam_s, hi_s, lo_s = lam[idx], hi[idx], lo[idx]
+        valid, f, df, _, _ = evaluate(lam_s, idx)
+        best[idx] = torch.where(valid, lam_s, best[idx])
         h = torch.where(valid, 1.0 / f - 1.0, -torch.ones_like(f))  # increasing in lambda; root at lambda*
-        hi = torch.where(valid & (h >= 0), torch.minimum(hi, lam), hi)
-        lo = torch.where(~valid | (h < 0), torch.maximum(lo, lam), lo)
-        converged = converged | ((hi - lo) <= rtol * hi) | (valid & (h.abs() <= rtol))
+        hi_s = torch.where(valid & (h >= 0), torch.minimum(hi_s, lam_s), hi_s)
+        lo_s = torch.where(~valid | (h < 0), torch.maximum(lo_s, lam_s), lo_s)
+        done = ((hi_s - lo_s) <= rtol * hi_s) | (valid & (h.abs() <= rtol))
+        hi[idx], lo[idx], converged[idx] = hi_s, lo_s, done
         if bool(converged.all()):
             break
         dh = torch.where(valid, -df / f**2, torch.ones_like(f))  # d(1/f)/d lambda
-        newton = lam - h / dh
-        inside = valid & (newton > lo) & (newton < hi) & torch.isfinite(newton)
-        lam = torch.where(converged, lam, torch.where(inside, newton, 0.5 * (lo + hi)))
+        newton = lam_s - h / dh
+        inside = valid & (newton > lo_s) & (newton < hi_s) & torch.isfinite(newton)
+        lam[idx] = torch.where(done, lam_s, torch.where(inside, newton, 0.5 * (lo_s + hi_s)))
     # Any valid lambda gives p(lambda) with equal SINRs 1/lambda; scaling by 1/f makes the binding
     # constraint tight. At the root (within rtol) this is the optimum.
     valid, f, _, p, j = evaluate(best)

@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from cfmimo.sim.memory import (
+    available_memory_bytes,
+    check_memory,
+    estimate_statistics_bytes,
+    statistics_chunk,
+)
+
+
+def test_estimate_counts_the_channel_state_exactly_and_grows_with_every_size():
+    base = dict(K=10, L=16, N=4, realizations=100, batch=64)
+    state = 2 * 64 * 100 * 16 * 10 * 4 * 8 + 4 * 64 * 16 * 10 * 16 * 8  # h, h_hat + R, A, B, C
+    with_state = estimate_statistics_bytes(**base)
+    assert with_state - estimate_statistics_bytes(**base, include_state=False) == state
+    for name in base:
+        assert estimate_statistics_bytes(**{**base, name: 2 * base[name]}) > with_state, name
+    assert estimate_statistics_bytes(**base, dtype=torch.float64) == 2 * with_state
+
+
+def test_chunk_fits_the_limit_and_is_the_largest_that_does():
+    kw = dict(K=40, L=16, N=4, realizations=100, batch=16, cluster_aps=8)
+    limit = 300 * 2**20
+    c = statistics_chunk(**kw, limit_bytes=limit)
+    est = lambda chunk: estimate_statistics_bytes(**kw, chunk=chunk, include_state=False)  # noqa: E731
+    assert 1 <= c < 100 and est(c) <= limit < est(c + 1)
+
+
+def test_check_memory_raises_with_sizes():
+    check_memory(10, 11)
+    with pytest.raises(ValueError, match=r"K=1000.*needs an estimated"):
+        check_memory(2**40, 2**30, "statistics (K=1000)")
+    with pytest.raises(ValueError, match="K must be a positive integer"):
+        estimate_statistics_bytes(0, 1, 1, 1)
+    assert available_memory_bytes() > 2**26
