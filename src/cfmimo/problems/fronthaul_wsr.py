@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from cfmimo.config import Scenario
-from cfmimo.problems.base import Allocation, Problem, relative_excess
+from cfmimo.problems.base import Allocation, DecisionSpec, Problem, relative_excess
 from cfmimo.sim.estimation import sample_channels
 from cfmimo.sim.instantaneous import binary_mask, per_ap_power, sinr
 from cfmimo.sim.network import sample_networks
@@ -200,9 +200,20 @@ class FronthaulWSR(Problem[FronthaulInstance]):
         )
 
     # ------------------------------------------------------------------------------ checks
+    def decision_shapes(self, instance: FronthaulInstance) -> dict[str, DecisionSpec]:
+        """precoders: complex [B, L, K, N] with h's dtype and device, finite. ``serving`` is checked by
+        ``check`` and ``serving()``: a real-valued mask must reach ``violation`` (it is infeasible, not an
+        input error)."""
+        if not isinstance(instance, FronthaulInstance):
+            raise TypeError(f"instance must be a FronthaulInstance, got {type(instance).__name__}")
+        h = instance.h
+        return {"precoders": DecisionSpec(tuple(h.shape), h.dtype, h.device)}
+
     def check(self, instance: FronthaulInstance, allocation: Allocation) -> None:
+        v, x = getattr(allocation, "precoders", None), getattr(allocation, "serving", None)
+        if isinstance(v, Tensor) and not v.is_complex():
+            raise TypeError(f"precoders must be a complex tensor [B, L, K, N], got {v.dtype}")
         super().check(instance, allocation)
-        v, x = allocation.precoders, allocation.serving
         if not isinstance(v, Tensor) or not v.is_complex():
             got = v.dtype if isinstance(v, Tensor) else type(v).__name__
             raise TypeError(f"precoders must be a complex tensor [B, L, K, N], got {got}")

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from cfmimo.config import Scenario
-from cfmimo.problems.base import Allocation, Problem, relative_excess
+from cfmimo.problems.base import Allocation, DecisionSpec, Problem, relative_excess
 from cfmimo.sim.estimation import sample_channels
 from cfmimo.sim.instantaneous import rate, sinr
 from cfmimo.sim.network import sample_networks
@@ -245,6 +245,13 @@ class SumRatePrecoding(Problem[PrecodingInstance]):
             h, net.serving, scenario.dl_power_per_ap_mw, 1.0, allow_unserved=self.allow_unserved
         )
 
+    def decision_shapes(self, instance: PrecodingInstance) -> dict[str, DecisionSpec]:
+        """precoders: complex [B, L, K, N], exactly h's shape, dtype and device (no broadcasting)."""
+        if not isinstance(instance, PrecodingInstance):
+            raise TypeError(f"instance must be a PrecodingInstance, got {type(instance).__name__}")
+        h = instance.h
+        return {"precoders": DecisionSpec(tuple(h.shape), h.dtype, h.device)}
+
     def metrics(self, instance: PrecodingInstance, allocation: Allocation) -> dict[str, Tensor]:
         """rate [B, K] (bit/s/Hz, unweighted), sum_rate [B], weighted_sum_rate [B], sinr [B, K],
         per_ap_power [B, L] (every link, as (1b)), unserved_power [B] (links with d_lk = 0)."""
@@ -275,12 +282,8 @@ class SumRatePrecoding(Problem[PrecodingInstance]):
         return relative_excess(load, instance.p_max)
 
     def _precoders(self, instance: PrecodingInstance, allocation: Allocation) -> Tensor:
-        self.check(instance, allocation)
-        v = allocation.precoders
-        if not v.is_complex():
+        v = getattr(allocation, "precoders", None)
+        if isinstance(v, Tensor) and not v.is_complex():
             raise TypeError(f"precoders must be complex [B, L, K, N], got dtype {v.dtype}")
-        if v.shape != instance.h.shape:
-            raise ValueError(
-                f"precoders must have the shape of h {tuple(instance.h.shape)}, got {tuple(v.shape)}"
-            )
-        return v
+        self.check(instance, allocation)  # shape, dtype, device and finiteness (decision_shapes)
+        return allocation.precoders
