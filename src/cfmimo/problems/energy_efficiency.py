@@ -214,6 +214,7 @@ class EnergyEfficiency(Problem[EEInstance]):
         """rate [B, K] (Mbit/s), ee_term [B, K] (Mbit/J, eq. (1)'s terms), sinr [B, K], ee_sum and
         ee_global [B] (Mbit/J), total_power_w [B] (radiated, served links), active_ues [B]."""
         self.check(instance, allocation)
+        self._check_values(allocation)
         p, x = allocation.link_power, instance.serving
         c = self._constants(instance)
         sinr = mrt_sinr(instance.gains, p, x)
@@ -236,8 +237,25 @@ class EnergyEfficiency(Problem[EEInstance]):
             "active_ues": (per_ue > threshold).sum(-1),
         }
 
+    def check(self, instance: EEInstance, allocation: Allocation) -> None:
+        """The decision must be ``link_power`` [B, L, K]; objective/metrics also need it >= 0, not NaN."""
+        super().check(instance, allocation)
+        p = allocation.link_power
+        if tuple(p.shape) != tuple(instance.serving.shape):
+            raise ValueError(
+                f"link_power must be [B, L, K] = {tuple(instance.serving.shape)}, got {tuple(p.shape)}"
+            )
+
+    def _check_values(self, allocation: Allocation) -> None:
+        p = allocation.link_power
+        if bool((torch.isnan(p) | (p < 0)).any()):
+            raise ValueError(
+                "link_power must be >= 0 and not NaN (mW); see violation() to score such a decision"
+            )
+
     def objective(self, instance: EEInstance, allocation: Allocation) -> torch.Tensor:
         self.check(instance, allocation)
+        self._check_values(allocation)
         c = self._constants(instance)
         p, x = allocation.link_power, instance.serving
         if self.kind == "global":
@@ -249,9 +267,6 @@ class EnergyEfficiency(Problem[EEInstance]):
         relative to the AP's cap. Shapes: -> [B]."""
         self.check(instance, allocation)
         p = allocation.link_power
-        B, L, K = instance.serving.shape
-        if tuple(p.shape) != (B, L, K):
-            raise ValueError(f"link_power must be [B, L, K] = {(B, L, K)}, got {tuple(p.shape)}")
         cap = instance.cap.unsqueeze(-1)  # [B, L, 1]
         rel = p / cap
         negative = (-rel).clamp_min(0)

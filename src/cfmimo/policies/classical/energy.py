@@ -492,9 +492,24 @@ class RandomPower:
 
 
 def _random_starts(inst: EEInstance, r: int, seed: int) -> torch.Tensor:
-    """R uniform points in the box per sample. Shapes: -> [R, B, L, K] (float64)."""
-    u = _uniform(inst, "ee_random_starts", seed, (r, *inst.serving.shape[1:]))  # [B, R, L, K]
-    return u.transpose(0, 1) * inst.upper.to(F64)
+    """R random points per sample: each UE is on with probability 1/2 (the EE optimum often turns
+    UEs off), its links uniform in [0, u]. Shapes: -> [R, B, L, K] (float64)."""
+    L, K = inst.serving.shape[1:]
+    u = _uniform(inst, "ee_random_starts", seed, (r, L + 1, K))  # [B, R, L + 1, K]
+    on = (u[:, :, -1:] < 0.5).to(F64)  # [B, R, 1, K]
+    return (u[:, :, :-1] * on).transpose(0, 1) * inst.upper.to(F64)
+
+
+def _one_ue_starts(inst: EEInstance) -> torch.Tensor:
+    """K points per sample: UE k alone, its served links at half the cap. Shapes: -> [K, B, L, K]."""
+    K = inst.serving.shape[-1]
+    eye = torch.eye(K, dtype=F64, device=inst.gains.device)  # [K (start), K]
+    return 0.5 * eye[:, None, None, :] * inst.upper.to(F64)
+
+
+def _starts(inst: EEInstance, r: int, one_ue: bool, seed: int) -> list[torch.Tensor]:
+    out = [_random_starts(inst, r, seed)] if r > 0 else []
+    return ([_one_ue_starts(inst)] if one_ue else []) + out
 
 
 def _stack(inst: EEInstance, r: int) -> EEInstance:
@@ -506,21 +521,25 @@ def _stack(inst: EEInstance, r: int) -> EEInstance:
 @dataclass(frozen=True)
 class SCA:
     """Pseudo-convex SCA for eq. (1) (module docstring) from equal power (``EqualPower()``) and, if
-    ``restarts`` > 0, from that many uniform random points too, keeping the best (best-of-R).
+    ``restarts`` > 0, from that many random points too (each UE on with probability 1/2, its links
+    uniform), and with ``one_ue_starts`` from the K points "UE k alone at half the cap"; the best
+    result is kept (best-of-R).
     ``inner="cvxpy"`` solves every inner step with CVXPY + Clarabel (slow; validation and timing)."""
 
     tol: float = 1e-4
     max_iter: int = 1000
     restarts: int = 0
+    one_ue_starts: bool = False
     inner: Literal["closed_form", "cvxpy"] = "closed_form"
     seed: int = 0
 
     def __call__(self, inst: EEInstance) -> Allocation:
         p0 = EqualPower()(inst).link_power.to(F64)
-        if self.restarts == 0:
+        extra = _starts(inst, self.restarts, self.one_ue_starts, self.seed)
+        if not extra:
             p, info = sca_sum_ee(inst, p0, tol=self.tol, max_iter=self.max_iter, inner=self.inner)
             return _out(inst, p, info)
-        starts = torch.cat([p0.unsqueeze(0), _random_starts(inst, self.restarts, self.seed)])  # [S, B, L, K]
+        starts = torch.cat([p0.unsqueeze(0), *extra])  # [S, B, L, K]
         s, b = starts.shape[:2]
         big = _stack(inst, s)
         p, info = sca_sum_ee(
@@ -558,7 +577,8 @@ class SCADinkelbach:
 class MultiStart:
     """Multi-start log-power gradient ascent for eq. (1) (module docstring).
 
-    Starts: the SCA point, equal power and ``random_starts`` uniform points; each runs ``steps`` Adam
+    Starts: the SCA point, equal power, the K one-UE points and ``random_starts`` random points (as
+    in :class:`SCA`); each runs ``steps`` Adam
     steps (learning rate ``lr``) on s = log(p / u) in [log(floor), 0] and keeps its best iterate; the
     best start of every sample is then polished by SCA (monotone), so the result is never below SCA's.
     """
@@ -575,9 +595,8 @@ class MultiStart:
         k = _consts(inst)
         sca = SCA(tol=self.sca_tol, max_iter=self.sca_max_iter)(inst).link_power.to(F64)
         eq = EqualPower()(inst).link_power.to(F64)
-        starts = torch.cat(
-            [sca.unsqueeze(0), eq.unsqueeze(0), _random_starts(inst, self.random_starts, self.seed)]
-        )
+        extra = _starts(inst, self.random_starts, True, self.seed)
+        starts = torch.cat([sca.unsqueeze(0), eq.unsqueeze(0), *extra])
         s, b = starts.shape[:2]
         g = inst.gains.to(F64).repeat(s, 1, 1, 1)  # start-major, [S B, L, K, K]
         upper = inst.upper.to(F64).repeat(s, 1, 1)
@@ -616,17 +635,17 @@ class MultiStart:
 def grid_optimum(
     inst: EEInstance,
     *,
-    points: int = 21,
-    refine_points: int = 9,
-    keep: int = 8,
-    levels: int = 14,
-    chunk: int = 1 << 18,
+    points: int = 13,
+    refine_points: int = 5,
+    keep: int = 4,
+    levels: int = 24,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Global optimum of eq. (1) for tiny instances (L K <= 4) by grid search, float64.
 
     A uniform grid with ``points`` values per link over [0, u_lk], then ``levels`` zoom steps: around
     each of the ``keep`` best points a grid of ``refine_points`` per link spanning +-1 cell of the
-    previous level (clipped to the box), the cell shrinking by (refine_points - 1) / 2 per level.
+    previous level (clipped to the box), the cell shrinking by (refine_points - 1) / 2 per level
+    (a factor 2^24 below the coarse cell with the defaults). All samples at once.
 
     Returns (powers [B, L, K], value [B] in Mbit/J).
     """
@@ -634,33 +653,29 @@ def grid_optimum(
     if L * K > 4:
         raise ValueError(f"grid_optimum is for tiny instances (L * K <= 4), got L = {L}, K = {K}")
     k = _consts(inst)
-    out_p = torch.zeros(B, L, K, dtype=F64, device=inst.gains.device)
-    out_v = torch.zeros(B, dtype=F64, device=inst.gains.device)
     n = L * K
-    for b in range(B):
-        g = inst.gains[b : b + 1].to(F64)
-        u = inst.upper[b].to(F64).flatten()  # [n]
+    g = inst.gains.to(F64)
+    u = inst.upper.to(F64).view(B, 1, n)
 
-        def value(z: torch.Tensor, g=g, u=u) -> torch.Tensor:  # z [M, n] in [0, 1]
-            vals = []
-            for part in z.split(chunk):
-                p = (part * u).view(-1, L, K)
-                vals.append(sum_ee(g.expand(p.shape[0], -1, -1, -1), p, k))
-            return torch.cat(vals)
+    def value(z: torch.Tensor) -> torch.Tensor:  # z [B, M, n] in [0, 1] -> [B, M]
+        p = (z * u).view(B, -1, L, K)
+        rx = torch.einsum("blkj,bmlj->bmkj", g, p)  # [B, M, K, K]
+        sig = torch.diagonal(rx, dim1=-2, dim2=-1)
+        intf = rx.sum(-1) - sig
+        return (k.c * torch.log1p(sig / (1.0 + intf)) / (k.m * p.sum(-2) + k.pc)).sum(-1)
 
-        axis = torch.linspace(0.0, 1.0, points, dtype=F64)
-        z = torch.cartesian_prod(*([axis] * n)).view(-1, n)
+    axis = torch.linspace(0.0, 1.0, points, dtype=F64, device=g.device)
+    z = torch.cartesian_prod(*([axis] * n)).view(1, -1, n).expand(B, -1, -1)
+    v = value(z)
+    cell = 1.0 / (points - 1)
+    for _ in range(levels):
+        top = v.topk(min(keep, v.shape[1]), dim=1).indices  # [B, keep]
+        centers = torch.gather(z, 1, top.unsqueeze(-1).expand(-1, -1, n))  # [B, keep, n]
+        offs = torch.linspace(-cell, cell, refine_points, dtype=F64, device=g.device)
+        grid = torch.cartesian_prod(*([offs] * n)).view(1, 1, -1, n)
+        z = (centers.unsqueeze(2) + grid).clamp(0.0, 1.0).flatten(1, 2)  # [B, keep * R^n, n]
         v = value(z)
-        cell = 1.0 / (points - 1)
-        for _ in range(levels):
-            top = v.topk(min(keep, v.numel())).indices
-            centers = z[top]  # [keep, n]
-            offs = torch.linspace(-cell, cell, refine_points, dtype=F64)
-            grid = torch.cartesian_prod(*([offs] * n)).view(-1, n)
-            z = (centers[:, None, :] + grid[None]).clamp(0.0, 1.0).view(-1, n)
-            v = value(z)
-            cell = 2 * cell / (refine_points - 1)
-        i = int(v.argmax())
-        out_p[b] = (z[i] * u).view(L, K)
-        out_v[b] = v[i]
-    return out_p, out_v
+        cell = 2 * cell / (refine_points - 1)
+    best = v.argmax(1)
+    zb = z[torch.arange(B), best]  # [B, n]
+    return (zb * u.view(B, n)).view(B, L, K), v[torch.arange(B), best]
