@@ -139,3 +139,20 @@ def test_baselines_feasible_and_ordered(inst):
         E.EqualPower(0.0)(inst)
     with pytest.raises(ValueError, match="L \\* K"):
         E.grid_optimum(inst)
+
+
+def test_cli_solve_ee_smoke():
+    import json
+
+    from typer.testing import CliRunner
+
+    from cfmimo.cli import app
+
+    args = ["solve", "ee", "--L", "1", "--K", "2", "--setups", "3", "--policies", "equal,sca", "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    sca, eq = out["policies"]["sca"], out["policies"]["equal"]
+    assert sca["ee_sum"] > eq["ee_sum"] > 0 and sca["feasibility_probability"] == 1.0
+    bad = CliRunner().invoke(app, ["solve", "ee", "--setups", "1", "--policies", "nope"])
+    assert bad.exit_code != 0 and "nope" in bad.output

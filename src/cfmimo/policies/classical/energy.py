@@ -22,8 +22,9 @@ Policies (batched torch, float64 inside, the instance's dtype out):
   (1 + I_k), beta = h_{l,kk} / (1 + I_k)), D_k(x) its consumed power, and pi_lk = sum_{i != k}
   dJ_i/dp_lk <= 0 (the other UEs' terms, linearized; they only lose from p_lk). F_lk equals
   (N_k + pi_lk (x - p^t) D_k) / D_k: concave over positive affine, hence pseudo-concave, and
-  dF_lk/dx = dJ/dp_lk at p^t. The best response x*_lk is the unique zero of F'_lk on [0, u_lk]
-  (bisection to machine precision, all links at once), the direction is d = x* - P^t, an ascent
+  dF_lk/dx = dJ/dp_lk at p^t. The best response x*_lk (the maximizer of F_lk on [0, u_lk]) comes
+  from a few one-dimensional Dinkelbach steps, each a closed-form root of a quadratic (all links at
+  once; :func:`inner_step`, checked against bisection and CVXPY/Clarabel), the direction is d = x* - P^t, an ascent
   direction (sum_lk F'_lk(p^t) d_lk >= 0), and the step gamma = 2^-i is the first with
   J(P + gamma d) >= J(P) + sigma gamma grad J . d (Armijo). Stop: projected-gradient norm
   max_lk |z - clip(z + u * dJ/dp, 0, 1)| < tol in the cap-normalized powers z = p / u.
@@ -231,6 +232,8 @@ def _inner_objective(lin: _Linearization, p: torch.Tensor, x: torch.Tensor, k: _
 
 
 _CVX_CACHE: dict[int, tuple] = {}
+#: inner steps where Clarabel failed and the closed form was used instead (reported by benchmarks)
+CVXPY_FAILURES = {"count": 0}
 
 
 def _cvx_problem(n: int):
@@ -298,9 +301,17 @@ def inner_step_cvxpy(lin: _Linearization, p: torch.Tensor, upper: torch.Tensor, 
         par["w"].value = -pi * mm / k.c
         par["d0"].value = d0
         par["mu"].value = mm
-        prob.solve(solver=cp.CLARABEL)
-        if prob.status not in ("optimal", "optimal_inaccurate"):
-            raise RuntimeError(f"Clarabel failed on sample {b}: {prob.status}")
+        try:
+            prob.solve(solver=cp.CLARABEL)
+            ok = prob.status in ("optimal", "optimal_inaccurate")
+        except cp.error.SolverError:
+            ok = False
+        if not ok:
+            # Clarabel occasionally fails on badly scaled links (beta u ~ 1e6 next to z ~ 1e-6); such a
+            # sample takes the closed-form step, and the failure is counted (CVXPY_FAILURES).
+            CVXPY_FAILURES["count"] += 1
+            out[b] = inner_step(lin, p, upper, k)[b]
+            continue
         z = (y.value / t.value).clip(0.0, 1.0)
         out[b][idx] = torch.as_tensor(z * u, dtype=out.dtype, device=out.device)
     return out
