@@ -317,6 +317,58 @@ def solve_wsr(
     )
 
 
+@solve_app.command("ee")
+def solve_ee(
+    preset_name: PresetOption = "ee-gnn",
+    config: ConfigOption = None,
+    K: KOption = None,
+    L: LOption = None,
+    setups: Annotated[int, typer.Option(min=1, help="Number of random setups.")] = 100,
+    policies: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated: equal, random, sca, sca_cvxpy (slow), sca_best_of_8, multistart, dinkelbach."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    batch: Annotated[int, typer.Option(min=1, help="Setups per batch (memory).")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Energy efficiency (ee-gnn eq. (1)): equal/random power, SCA, Dinkelbach (global EE), multi-start."""
+    from rich.progress import Progress
+
+    from cfmimo.solve import DEFAULT_EE_POLICIES, compare_ee_policies
+
+    names = tuple(p.strip() for p in policies.split(",")) if policies else DEFAULT_EE_POLICIES
+    sc = load_scenario(preset_name, config, {"K": K, "L": L})
+    with Progress(transient=True, disable=as_json, console=Console(stderr=True)) as bar:
+        task = bar.add_task("setups", total=setups)
+        try:
+            result = compare_ee_policies(
+                sc, setups, seed=seed, batch=batch, policies=names, progress=lambda n: bar.advance(task, n)
+            )
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    if as_json:
+        typer.echo(json_text(result))
+        return
+    table = Table(title=f"{sc.name}: L={sc.L}, K={sc.K}, {setups} setups — EE [Mbit/J] (log2, 1 MHz)")
+    for col in ("policy", "EE eq. (1)", "global EE", "active UEs", "power [W]", "ms/setup", "feasible"):
+        table.add_column(col, justify="right" if col != "policy" else "left")
+    for name, r in result["policies"].items():
+        table.add_row(
+            name,
+            f"{r['ee_sum']:.4f}",
+            f"{r['ee_global']:.4f}",
+            f"{r['active_ues']:.2f}",
+            f"{r['total_power_w']:.3f}",
+            f"{1e3 * r['seconds_per_setup']:.2f}",
+            f"{100 * r['feasibility_probability']:.0f}%",
+        )
+    console.print(table)
+    console.print("dinkelbach maximizes the global EE; the other optimizers maximize eq. (1) (sum of ratios)")
+
+
 data_app = typer.Typer(help="Generate and inspect labelled datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

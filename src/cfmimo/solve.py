@@ -237,3 +237,74 @@ def compare_wsr_policies(
             for name, acc in sums.items()
         },
     }
+
+
+# ---------------------------------------------------------------------------------------------- energy efficiency
+def ee_policies() -> dict[str, Any]:
+    """The classical EE policies behind ``cfmimo solve ee`` (policies.classical.energy)."""
+    from cfmimo.policies.classical.energy import SCA, EqualPower, MultiStart, RandomPower, SCADinkelbach
+
+    return {
+        "equal": EqualPower(),
+        "random": RandomPower(),
+        "sca": SCA(),
+        "sca_cvxpy": SCA(inner="cvxpy"),
+        "sca_best_of_8": SCA(restarts=8, one_ue_starts=True),
+        "multistart": MultiStart(),
+        "dinkelbach": SCADinkelbach(),
+    }
+
+
+DEFAULT_EE_POLICIES = ("equal", "random", "sca", "dinkelbach", "multistart")
+
+
+def compare_ee_policies(
+    scenario: Scenario,
+    setups: int,
+    *,
+    seed: int = 0,
+    batch: int = 100,
+    policies: tuple[str, ...] = DEFAULT_EE_POLICIES,
+    progress=None,
+) -> dict[str, Any]:
+    """Score EE policies on the same ``setups`` instances (float64), in batches.
+
+    Returns {"scenario", "setups", "units", "policies": {name: {"ee_sum" (eq. (1)), "ee_global",
+    "active_ues", "total_power_w", "rate_sum" (means over setups), "seconds_per_setup",
+    "feasibility_probability"}}}. Dinkelbach maximizes the global EE; the others eq. (1).
+    """
+    from cfmimo.problems.energy_efficiency import EnergyEfficiency
+
+    available = ee_policies()
+    unknown = [p for p in policies if p not in available]
+    if unknown:
+        raise ValueError(f"unknown EE policies {unknown}; choose from {sorted(available)}")
+    problem = EnergyEfficiency()
+    keys = ("ee_sum", "ee_global", "active_ues", "total_power_w")
+    sums: dict[str, dict[str, float]] = {n: {} for n in policies}
+    for first in range(0, setups, batch):
+        size = min(batch, setups - first)
+        inst = problem.sample(scenario, size, seed=seed, first_index=first, dtype=torch.float64)
+        for name in policies:
+            r = evaluate(problem, available[name], inst)
+            acc = sums[name]
+            for key in keys:
+                acc[key] = acc.get(key, 0.0) + float(r[key].double().sum())
+            acc["rate_sum"] = acc.get("rate_sum", 0.0) + float(r["rate"].sum())
+            acc["seconds"] = acc.get("seconds", 0.0) + r["seconds"]
+            acc["feasible"] = acc.get("feasible", 0.0) + r["feasibility_probability"] * size
+        if progress is not None:
+            progress(size)
+    return {
+        "scenario": scenario.model_dump(mode="json"),
+        "setups": setups,
+        "units": {"ee": "Mbit/J", "rate_sum": "Mbit/s", "power": "W"},
+        "policies": {
+            name: {
+                **{k: acc[k] / setups for k in (*keys, "rate_sum")},
+                "seconds_per_setup": acc["seconds"] / setups,
+                "feasibility_probability": acc["feasible"] / setups,
+            }
+            for name, acc in sums.items()
+        },
+    }

@@ -215,7 +215,8 @@ def test_fczf_meets_the_policy_contract_with_ue_and_ap_permutations(egat3):
         a = FCZF()(i)
         return Allocation(precoders=a.precoders.to(torch.complex64), serving=a.serving)
 
-    with pytest.raises((AssertionError, TypeError, ValueError), match="dtype"):  # the problem's check comes first
+    # the problem's check comes first (a dtype mismatch is the problem's ValueError)
+    with pytest.raises((AssertionError, TypeError, ValueError), match="dtype"):
         assert_policy(PROBLEM, wrong_dtype, inst, feasible=False, permutation=False)
 
 

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from cfmimo.sim.energy import energy_efficiency, energy_efficiency_terms, mrt_effective_gains, mrt_sinr
+from cfmimo.sim.energy import (
+    energy_efficiency,
+    energy_efficiency_terms,
+    global_energy_efficiency,
+    mrt_effective_gains,
+    mrt_sinr,
+)
 
 C128 = torch.complex128
 F64 = torch.float64
@@ -261,3 +267,68 @@ def test_errors_name_the_argument(setup):
         energy_efficiency(g, p, None, mu=0.0)
     with pytest.raises(ValueError, match=r"\bstatic_power_mw\b"):
         energy_efficiency(g, p, None, static_power_mw=-1.0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# issue 13: the EE hand case with unit noise, global EE, bad powers
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_issue_hand_case_unit_noise():
+    # L=1, N=2, h1=[1,0], h2=[1,j], p=(1000, 2000) mW, noise 1, mu=1, P_c=4 W.
+    # SINR = (1000/1001, 4000/1001). Eq. (1) with the denominator in W (p/1000 + 4):
+    # J = log2(2001/1001)/5 + log2(5001/1001)/6 = 0.199856 + 0.386795 = 0.58665;
+    # global EE = (log2(2001/1001) + log2(5001/1001)) / (1 + 2 + 4) = 3.32005/7 = 0.47429.
+    # (With the denominator in mW the numbers would be 1000x smaller: the issue's values fix W.)
+    h = torch.tensor([[[[1, 0], [1, 1j]]]], dtype=C128)
+    g = mrt_effective_gains(h)
+    p = torch.tensor([[[1000.0, 2000.0]]], dtype=F64)
+    r1, r2 = math.log2(2001 / 1001), math.log2(5001 / 1001)
+    j = energy_efficiency(g, p, None)
+    assert j.item() == pytest.approx(r1 / 5 + r2 / 6, rel=1e-14)
+    assert j.item() == pytest.approx(0.58665, abs=5e-6)
+    gee = global_energy_efficiency(g, p, None)
+    assert gee.item() == pytest.approx((r1 + r2) / 7, rel=1e-14)
+    assert gee.item() == pytest.approx(0.47429, abs=5e-6)
+    # Natural log and a 1 MHz bandwidth scale the rate; mu scales the radiated part only.
+    j_e = energy_efficiency(g, p, None, log_base=math.e, bandwidth_hz=1e6)
+    assert j_e.item() == pytest.approx(1e6 * math.log(2) * (r1 / 5 + r2 / 6), rel=1e-13)
+    gee_mu = global_energy_efficiency(g, p, None, mu=2.0, static_power_mw=1000.0)
+    assert gee_mu.item() == pytest.approx((r1 + r2) / (2 * 3 + 1), rel=1e-14)
+
+
+def test_global_ee_matches_loop(setup):
+    h, p = setup
+    g = mrt_effective_gains(h)
+    x = torch.rand(p.shape, generator=_gen(11)) < 0.7
+    sinrs, _ = _loop_ee(g, p * x, noise=1.0, mu=1.5, pc_w=2.0)
+    ref = [
+        sum(math.log2(1 + s) for s in sb) / (1.5 * float((p * x)[b].sum()) / 1000 + 2.0)
+        for b, sb in enumerate(sinrs)
+    ]
+    got = global_energy_efficiency(g, p, x, mu=1.5, static_power_mw=2000.0)
+    torch.testing.assert_close(got, torch.tensor(ref, dtype=F64), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan")])
+def test_negative_or_nan_power_is_rejected(setup, bad):
+    h, p = setup
+    g = mrt_effective_gains(h)
+    q = p.clone()
+    q[0, 1, 2] = bad
+    for fn in (energy_efficiency, energy_efficiency_terms, global_energy_efficiency):
+        with pytest.raises(ValueError, match=r"\bp\b"):
+            fn(g, q, None)
+    with pytest.raises(ValueError, match=r"\bp\b"):
+        mrt_sinr(g, q, None)
+
+
+def test_bad_constants_are_rejected(setup):
+    h, p = setup
+    g = mrt_effective_gains(h)
+    with pytest.raises(ValueError, match="bandwidth_hz"):
+        global_energy_efficiency(g, p, None, bandwidth_hz=0.0)
+    with pytest.raises(ValueError, match="log_base"):
+        energy_efficiency(g, p, None, log_base=1.0)
+    with pytest.raises(ValueError, match=r"\bmu\b"):
+        global_energy_efficiency(g, p, None, mu=-1.0)

@@ -31,10 +31,18 @@ An association mask (the paper's gain threshold, section II-A) zeroes the powers
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-__all__ = ["energy_efficiency", "energy_efficiency_terms", "mrt_effective_gains", "mrt_sinr"]
+__all__ = [
+    "energy_efficiency",
+    "energy_efficiency_terms",
+    "global_energy_efficiency",
+    "mrt_effective_gains",
+    "mrt_sinr",
+]
 
 MW_PER_W = 1000.0
 
@@ -84,6 +92,12 @@ def _check_gains_powers(gains: Tensor, p: Tensor, mask: Tensor | None) -> Tensor
     if p.dim() < 2 or tuple(p.shape[-2:]) != (L, K):
         raise ValueError(
             f"p must have shape [..., L, K] = [..., {L}, {K}] (from gains), got {tuple(p.shape)}"
+        )
+    # A negative power makes the rate's log argument meaningless (silent NaN): reject it here.
+    bad = torch.isnan(p) | (p < 0)
+    if bool(bad.any()):
+        raise ValueError(
+            f"p must be >= 0 and not NaN (powers in mW); got {int(bad.sum())} bad entries, min {p.min().item():.3g}"
         )
     try:
         batch = torch.broadcast_shapes(p.shape[:-2], gains.shape[:-3])
@@ -141,8 +155,9 @@ def energy_efficiency_terms(
     mu: float = 1.0,
     static_power_mw: float = 4000.0,
     bandwidth_hz: float = 1.0,
+    log_base: float = 2.0,
 ) -> Tensor:
-    """Per-UE terms of ee-gnn eq. (1): ``bandwidth * log2(1 + SINR_k) / (mu * sum_l p_kl + P_c)``.
+    """Per-UE terms of ee-gnn eq. (1): ``bandwidth * log_b(1 + SINR_k) / (mu * sum_l p_kl + P_c)``.
 
     The denominator is converted from mW to W (the paper's ``P_c = 4 W``, ``mu = 1``), so each term is in
     (bit/s/Hz)/W for ``bandwidth_hz = 1`` and in bit/J for a bandwidth in Hz.
@@ -152,18 +167,31 @@ def energy_efficiency_terms(
         mu: power-amplifier inefficiency ``mu`` (1 in the paper).
         static_power_mw: static power ``P_c`` in mW, added once per UE term (4 W = 4000 mW in the paper).
         bandwidth_hz: factor on the rate (1: spectral efficiency).
+        log_base: base ``b`` of the rate logarithm (2: bits; the project's convention, docs/physics.md).
 
     Shapes:
         gains: ``[..., L, K, K]``; p, mask: ``[..., L, K]`` -> ``[..., K]``.
     """
-    if mu <= 0:
-        raise ValueError(f"mu must be > 0, got {mu}")
-    if static_power_mw < 0:
-        raise ValueError(f"static_power_mw must be >= 0, got {static_power_mw}")
+    _check_constants(mu, static_power_mw, bandwidth_hz, log_base)
     s = mrt_sinr(gains, p, mask, noise)  # [..., K]
     pe = _check_gains_powers(gains, p, mask)
     consumed_w = (mu * pe.sum(-2) + static_power_mw) / MW_PER_W  # mu * sum_l p_kl + P_c, in W, [..., K]
-    return bandwidth_hz * torch.log2(1.0 + s) / consumed_w
+    return bandwidth_hz * _log(1.0 + s, log_base) / consumed_w
+
+
+def _check_constants(mu: float, static_power_mw: float, bandwidth_hz: float, log_base: float) -> None:
+    if not mu > 0:
+        raise ValueError(f"mu must be > 0, got {mu}")
+    if not static_power_mw >= 0:
+        raise ValueError(f"static_power_mw must be >= 0, got {static_power_mw}")
+    if not bandwidth_hz > 0:
+        raise ValueError(f"bandwidth_hz must be > 0, got {bandwidth_hz}")
+    if not log_base > 1:
+        raise ValueError(f"log_base must be > 1, got {log_base}")
+
+
+def _log(x: Tensor, base: float) -> Tensor:
+    return torch.log2(x) if base == 2.0 else torch.log(x) / math.log(base)
 
 
 def energy_efficiency(
@@ -175,6 +203,7 @@ def energy_efficiency(
     mu: float = 1.0,
     static_power_mw: float = 4000.0,
     bandwidth_hz: float = 1.0,
+    log_base: float = 2.0,
 ) -> Tensor:
     """Sum energy efficiency ``J(P)`` of ee-gnn eq. (1), a sum over UEs of rate / consumed power.
 
@@ -185,5 +214,39 @@ def energy_efficiency(
         gains: ``[..., L, K, K]``; p, mask: ``[..., L, K]`` -> ``[...]``.
     """
     return energy_efficiency_terms(
-        gains, p, mask, noise=noise, mu=mu, static_power_mw=static_power_mw, bandwidth_hz=bandwidth_hz
+        gains,
+        p,
+        mask,
+        noise=noise,
+        mu=mu,
+        static_power_mw=static_power_mw,
+        bandwidth_hz=bandwidth_hz,
+        log_base=log_base,
     ).sum(-1)
+
+
+def global_energy_efficiency(
+    gains: Tensor,
+    p: Tensor,
+    mask: Tensor | None,
+    *,
+    noise: float | Tensor = 1.0,
+    mu: float = 1.0,
+    static_power_mw: float = 4000.0,
+    bandwidth_hz: float = 1.0,
+    log_base: float = 2.0,
+) -> Tensor:
+    """Global energy efficiency: total rate over total consumed power (one ratio, the issue's option).
+
+    ``GEE = bandwidth * sum_k log_b(1 + SINR_k) / (mu * sum_{l,k} p_kl + P_c)``, the denominator in W
+    with ``P_c`` counted once for the network (not once per UE as in eq. (1)). Arguments as in
+    :func:`energy_efficiency_terms`.
+
+    Shapes:
+        gains: ``[..., L, K, K]``; p, mask: ``[..., L, K]`` -> ``[...]``.
+    """
+    _check_constants(mu, static_power_mw, bandwidth_hz, log_base)
+    s = mrt_sinr(gains, p, mask, noise)  # [..., K]
+    pe = _check_gains_powers(gains, p, mask)
+    consumed_w = (mu * pe.sum((-2, -1)) + static_power_mw) / MW_PER_W  # [...]
+    return bandwidth_hz * _log(1.0 + s, log_base).sum(-1) / consumed_w
