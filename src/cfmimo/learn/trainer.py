@@ -39,7 +39,7 @@ from cfmimo import __version__
 from cfmimo.data.loaders import fit_power_scaler
 from cfmimo.data.storage import load_dataset
 from cfmimo.data.transforms import PositionFrame, PowerScaler, PrepareBatch
-from cfmimo.learn.config import TrainConfig, load_train_config
+from cfmimo.learn.config import TrainConfig, check_train_setup, load_train_config
 from cfmimo.learn.data import RAW_KEYS, Groups, prepare_features, select_keys, split_validation
 from cfmimo.models import ModelConfig, build_model
 from cfmimo.rng import stream_seed
@@ -354,6 +354,7 @@ def train(
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
     config = resolve_model_config(config)
+    check_train_setup(config)  # out_dir and accelerator on this machine, before any data is read
     t, out = config.trainer, Path(config.trainer.out_dir)
     callbacks = list(callbacks)
     resume = _resolve_checkpoint(ckpt_path, out)
