@@ -214,6 +214,7 @@ CASES += [
     Case(
         "predict-missing-checkpoint",
         names=("nothere.ckpt",),
+        setup=lambda folder: (folder / "p.yaml").write_text(POSITIONS),  # positions are read first
         cli=("predict", "{tmp}/nothere.ckpt", "--positions", "{tmp}/p.yaml"),
     ),
     Case("export-directory-checkpoint", names=("{tmp}",), cli=("export", "{tmp}", "--onnx", "{tmp}/m.onnx")),

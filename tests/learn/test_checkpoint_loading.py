@@ -21,6 +21,10 @@ from cfmimo.learn.trainer import load_trained, read_checkpoint, resolve_model_co
 from cfmimo.models import build_model
 
 
+def _write_positions(path: Path) -> None:
+    path.write_text("ue: [[10, 20], [250, 300]]\nap: [[100, 100], [300, 300], [450, 50]]\n")
+
+
 def make_checkpoint(folder: Path, *, d_enc: int = 8, weights_d_enc: int | None = None) -> tuple[Path, Path]:
     """A valid cfmimo checkpoint (as ``train`` writes it, minus Lightning's own state) at
     folder/run/checkpoints/last.ckpt and its training config YAML; ``weights_d_enc``: take the
@@ -128,6 +132,7 @@ def test_bad_checkpoint_is_one_error_naming_the_file(tmp_path, kind):
     valid, _ = make_checkpoint(tmp_path)
     bad = tmp_path / f"bad-{kind}.ckpt"
     _corrupt(kind, valid, bad)
+    _write_positions(tmp_path / "p.yaml")  # predict reads the positions before the checkpoint
     with pytest.raises(ValueError, match=f"bad-{kind}.ckpt") as err:
         load_trained(bad)
     assert "weights_only=False" not in str(err.value)
@@ -157,6 +162,7 @@ def test_malicious_pickle_is_refused_everywhere_and_never_runs(tmp_path, legacy)
     bad = tmp_path / "run" / "checkpoints" / "last.ckpt"  # also the file `train --resume` reads
     marker = tmp_path / "PWNED"
     write_malicious(bad, marker, legacy=legacy)
+    _write_positions(tmp_path / "p.yaml")  # predict reads the positions before the checkpoint
     messages = []
     for call in (lambda: load_trained(bad), lambda: read_checkpoint(bad)):
         with pytest.raises(ValueError) as err:
