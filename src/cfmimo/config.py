@@ -254,7 +254,7 @@ class Scenario(_Strict):
         "once per deployment_seed and read at each UE position",
     )
     shadowing_grid_m: PositiveFloat = Field(
-        1.0, description="largest grid spacing of the shadowing field (m); bilinear interpolation"
+        1.0, description="largest grid spacing of the shadowing field (m); read at the nearest grid point"
     )
 
     @model_validator(mode="after")

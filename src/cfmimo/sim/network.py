@@ -120,7 +120,12 @@ def sample_layout(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """AP and UE positions [B, L, 2], [B, K, 2] for the scenario's layouts."""
     side, batch = scenario.area_side_m, len(indices)
-    if scenario.ap_layout == "grid":
+    if scenario.ap_deployment == "fixed":
+        # one layout per deployment_seed, shared by every sample (issue 15)
+        from cfmimo.sim.shadowing_field import site_ap_positions
+
+        ap = site_ap_positions(scenario).to(dtype=dtype, device=device).expand(batch, -1, -1).clone()
+    elif scenario.ap_layout == "grid":
         ap = grid_positions(scenario.L, side, batch, dtype=dtype, device=device)
     elif scenario.ap_layout in ("square_isd", "hex_isd"):
         lattice = "square" if scenario.ap_layout == "square_isd" else "hex"
