@@ -191,3 +191,19 @@ def test_defaults_are_left_out_of_dumps_and_fields_round_trip(tmp_path):
     sc.to_yaml(tmp_path / "s.yaml")
     back = type(sc).from_yaml(tmp_path / "s.yaml")
     assert back == sc and back.deployment_seed == 5 and back.shadowing_field
+
+
+@pytest.mark.slow
+def test_site_dataset_is_identical_with_one_and_two_dask_workers(tmp_path):
+    from cfmimo.data.generation import run_generation
+    from cfmimo.data.spec import DatasetSpec
+    from cfmimo.data.storage import load_dataset
+
+    spec = DatasetSpec(scenario=site(realizations=8), sizes=[(3, 4), (5, 6)], samples=6, shard_size=3, seed=5)
+    run_generation(spec, tmp_path / "sync", scheduler="sync")
+    run_generation(spec, tmp_path / "w2", scheduler="local", workers=2)
+    a, b = load_dataset(tmp_path / "sync"), load_dataset(tmp_path / "w2")
+    assert a.groups.keys() == b.groups.keys()
+    for key in a.groups:
+        for name in a.groups[key]:
+            assert torch.equal(a.groups[key][name], b.groups[key][name]), (key, name)
