@@ -12,8 +12,9 @@ a block-circulant matrix diagonalized by the 2-D DFT, lambda = FFT2(c) (Dietrich
     X = FFT2( sqrt(lambda / n_t^2) * W ),  W complex white noise,
 gives Re X and Im X, two independent fields with covariance c on the grid (so one FFT serves two
 APs). With wrap-around the torus is the area itself (n_t = n grid cells per side, spacing side/n);
-otherwise the n + 1 grid points per side of the domain are embedded in a torus of 2n points, on
-which every pair of domain points keeps its true distance, so the law is exact, not approximate.
+otherwise the n + 1 grid points per side of the domain are embedded in a torus of at least 2n
+points, on which every pair of domain points keeps its true distance, so the law is exact, not
+approximate.
 Eigenvalues of c below zero (minimum-image kernels need not be positive definite) are clamped;
 ``ShadowingField.covariance_error`` records the largest change of the grid covariance this causes.
 For 2^(-d/9 m) at 1 m spacing no eigenvalue is negative once the torus has >= 120 points per side
