@@ -215,9 +215,7 @@ def test_fczf_meets_the_policy_contract_with_ue_and_ap_permutations(egat3):
         a = FCZF()(i)
         return Allocation(precoders=a.precoders.to(torch.complex64), serving=a.serving)
 
-    with pytest.raises(
-        (AssertionError, TypeError, ValueError), match="dtype"
-    ):  # the problem's check comes first
+    with pytest.raises((AssertionError, TypeError, ValueError), match="dtype"):  # the problem's check comes first
         assert_policy(PROBLEM, wrong_dtype, inst, feasible=False, permutation=False)
 
 
