@@ -239,6 +239,30 @@ class Scenario(_Strict):
     ee_bandwidth_hz: PositiveFloat = Field(
         1e6, description="rate bandwidth B_r of eq. (1); EE is reported in Mbit/J (1 MHz: log2 per W)"
     )
+    # pilot model and site-specific deployments (issue 15); defaults are the book's drops and are
+    # left out of dumps (see _omit_default_prelog), so existing dataset specs keep their hashes
+    pilot_model: Literal["book", "per_ap_orthogonal"] = Field(
+        "book",
+        description="book: Algorithm 4.1 pilots, contaminated MMSE estimates; per_ap_orthogonal: every "
+        "link estimated without co-pilot interference (elu-cosformer eq. (2)), valid only for "
+        "clusterings with at most tau_p UEs per AP (ValueError otherwise)",
+    )
+    ap_deployment: Literal["random", "fixed"] = Field(
+        "random",
+        description="random: AP positions redrawn per sample; fixed: one AP layout per deployment_seed, "
+        "shared by every sample",
+    )
+    deployment_seed: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="seed of the site (fixed AP layout and shadowing field)"
+    )
+    shadowing_field: bool = Field(
+        False,
+        description="spatially consistent shadowing: one correlated field per AP over the area, drawn "
+        "once per deployment_seed and read at each UE position",
+    )
+    shadowing_grid_m: PositiveFloat = Field(
+        1.0, description="largest grid spacing of the shadowing field (m); read at the nearest grid point"
+    )
 
     @model_validator(mode="after")
     def _consistency(self) -> Scenario:
@@ -259,6 +283,7 @@ class Scenario(_Strict):
                 raise ValueError(
                     "cell_edge_snr_db needs the field 'cell_edge_distance_m' (or 'ue_disc_radius_m')"
                 )
+        self._site_consistency()
         used = self.tau_p + self.tau_u + self.tau_d
         if used > self.tau_c:
             raise ValueError(
@@ -266,6 +291,28 @@ class Scenario(_Strict):
                 f"exceeds tau_c = {self.tau_c}"
             )
         return self
+
+    def _site_consistency(self) -> None:
+        """Checks of the site-specific deployment fields (issue 15); errors name the field."""
+        if self.ap_deployment == "fixed" and self.deployment_seed is None:
+            raise ValueError("ap_deployment 'fixed' needs the field 'deployment_seed'")
+        if self.shadowing_field:
+            if self.deployment_seed is None:
+                raise ValueError("shadowing_field needs the field 'deployment_seed'")
+            if self.ap_layout == "uniform" and self.ap_deployment != "fixed":
+                raise ValueError(
+                    "shadowing_field needs fixed AP positions: ap_deployment 'fixed' (or a deterministic "
+                    "ap_layout: grid, square_isd, hex_isd)"
+                )
+            if self.shadowing_model != "ue_correlated":
+                raise ValueError(
+                    f"shadowing_field supports shadowing_model 'ue_correlated' only, got '{self.shadowing_model}'"
+                )
+            if self.shadowing_grid_m > self.shadowing_decorrelation_m / 2:
+                raise ValueError(
+                    f"shadowing_grid_m ({self.shadowing_grid_m:g} m) must be at most half of "
+                    f"shadowing_decorrelation_m ({self.shadowing_decorrelation_m:g} m)"
+                )
 
     # derived quantities -------------------------------------------------------------
     @property
@@ -319,6 +366,9 @@ class Scenario(_Strict):
         data = handler(self)
         if self.prelog == "papers":
             data.pop("prelog", None)
+        for key, default in _SITE_DEFAULTS.items():  # issue 15's fields, same reason
+            if key in data and data[key] == default:
+                data.pop(key)
         return data
 
     @property
@@ -358,6 +408,16 @@ class Scenario(_Strict):
             return preset(name, **data) if name is not None else build_scenario(data)
         except ValueError as err:
             raise ValueError(f"invalid scenario file {path}: {err}") from err
+
+
+#: issue 15's Scenario fields and their defaults, left out of dumps when at the default
+_SITE_DEFAULTS: dict[str, Any] = {
+    "pilot_model": "book",
+    "ap_deployment": "random",
+    "deployment_seed": None,
+    "shadowing_field": False,
+    "shadowing_grid_m": 1.0,
+}
 
 
 def build_scenario(data: dict[str, Any]) -> Scenario:

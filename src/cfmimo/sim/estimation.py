@@ -144,3 +144,68 @@ def mmse_estimates(
     idx = pilot[:, None, None, :, None].expand(-1, *y.shape[1:3], -1, y.shape[-1])
     y_k = torch.gather(y, 3, idx)  # [B, T, L, K, N]: the pilot signal each UE is estimated from
     return torch.einsum("blknm,btlkm->btlkn", estimator, y_k)
+
+
+# ----------------------------------------------------------------------------- per-AP orthogonal pilots
+def orthogonal_estimator_statistics(
+    r: torch.Tensor, tau_p: int, pilot_power: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Estimator matrices without co-pilot interference (elu-cosformer paper, eq. (2)).
+
+    The paper writes hhat_lk = R_lk Q_lk^(-1) (h_lk + n_lk / sqrt(tau_p rho)) with
+    Q_lk = R_lk + sigma^2/(tau_p rho) I (its "1/(tau_p rho)" in front of n is read as the scaling
+    that makes Q the covariance of the bracket, i.e. the book's y = sqrt(rho) tau_p h + sqrt(tau_p) n
+    divided by sqrt(rho) tau_p). With gains normalized by the noise (sigma^2 = 1, eta = rho):
+        Psi_lk = eta tau_p R_lk + I = eta tau_p Q_lk,     A_lk = sqrt(eta) R_lk Psi_lk^(-1),
+        B_lk = Phi_lk = R_lk Q_lk^(-1) R_lk = eta tau_p R_lk Psi_lk^(-1) R_lk,   C_lk = R_lk - B_lk,
+    i.e. the book's estimator (``estimator_statistics``) with every UE alone on its pilot.
+
+    Shapes:
+        r: [B, L, K, N, N] -> three [B, L, K, N, N].
+    """
+    eye = torch.eye(r.shape[-1], dtype=r.dtype, device=r.device)
+    psi = pilot_power * tau_p * r + eye  # [B, L, K, N, N]
+    r_psi_inv = torch.linalg.solve(psi, r).mH  # R Psi^-1 (R, Psi Hermitian)
+    b = pilot_power * tau_p * r_psi_inv @ r
+    b = 0.5 * (b + b.mH)  # exact Hermitian symmetry against rounding
+    return pilot_power**0.5 * r_psi_inv, b, r - b
+
+
+def orthogonal_estimates(
+    h: torch.Tensor, pilot_noise: torch.Tensor, estimator: torch.Tensor, tau_p: int, pilot_power: float
+) -> torch.Tensor:
+    """hhat_lk = A_lk (sqrt(eta) tau_p h_lk + sqrt(tau_p) n_lk), each link with its own noise n_lk.
+
+    ``pilot_noise`` holds at least K columns (UE k uses column k, so the links of one AP see
+    independent noise, as on orthogonal pilots); with K <= tau_p this is the book's noise tensor
+    and the book's Algorithm 4.1 pilots (UE k on pilot k) give the same received signals.
+
+    Shapes:
+        h: [B, T, L, K, N], pilot_noise: [B, T, L, W >= K, N], estimator A: [B, L, K, N, N]
+        -> [B, T, L, K, N].
+    """
+    K = h.shape[3]
+    if pilot_noise.shape[3] < K:
+        raise ValueError(
+            f"pilot_noise has {pilot_noise.shape[3]} columns; pilot_model 'per_ap_orthogonal' needs "
+            f"one per UE (K = {K}): shape [B, T, L, max(tau_p, K), N]"
+        )
+    y = pilot_power**0.5 * tau_p * h + tau_p**0.5 * pilot_noise[:, :, :, :K]
+    return torch.einsum("blknm,btlkm->btlkn", estimator, y)
+
+
+def check_pilot_cap(serving: torch.Tensor, tau_p: int) -> None:
+    """ValueError unless every AP serves at most tau_p UEs (per_ap_orthogonal's validity condition).
+
+    Shapes:
+        serving: [B, L, K] bool.
+    """
+    load = serving.to(torch.int64).sum(dim=2)  # [B, L]
+    over = load > tau_p
+    if bool(over.any()):
+        b, l = (int(i) for i in over.nonzero()[0])
+        raise ValueError(
+            f"pilot_model 'per_ap_orthogonal' needs at most tau_p = {tau_p} UEs per AP, but AP {l} of "
+            f"setup {b} serves {int(load[b, l])} ({int(over.sum())} APs over the cap): cap the clustering "
+            f"(clustering.max_ues_per_ap = tau_p) or use pilot_model 'book'"
+        )

@@ -24,9 +24,12 @@ from cfmimo.sim.clustering import serving_mask
 from cfmimo.sim.combining import _rows, combiners, mmse_combiner_rows
 from cfmimo.sim.correlation import correlation_matrices
 from cfmimo.sim.estimation import (
+    check_pilot_cap,
     estimator_statistics,
     hermitian_sqrt,
     mmse_estimates,
+    orthogonal_estimates,
+    orthogonal_estimator_statistics,
     sample_channels,
     sample_pilot_noise,
 )
@@ -100,8 +103,9 @@ class ChannelState:
 
     Shapes:
         h, h_hat [B, T, L, K, N]; estimate_cov (B_lk), error_cov (C_lk) [B, L, K, N, N];
-        pilot_noise [B, T, L, tau_p, N] (kept so the same realizations can be re-estimated under
-        another pilot assignment, ``reestimate``; None when unknown, e.g. imported states).
+        pilot_noise [B, T, L, tau_p, N] (max(tau_p, K) columns under per_ap_orthogonal; kept so the
+        same realizations can be re-estimated under another pilot assignment, ``reestimate``; None
+        when unknown, e.g. imported states).
     """
 
     h: torch.Tensor
@@ -116,7 +120,12 @@ def sample_layout(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """AP and UE positions [B, L, 2], [B, K, 2] for the scenario's layouts."""
     side, batch = scenario.area_side_m, len(indices)
-    if scenario.ap_layout == "grid":
+    if scenario.ap_deployment == "fixed":
+        # one layout per deployment_seed, shared by every sample (issue 15)
+        from cfmimo.sim.shadowing_field import site_ap_positions
+
+        ap = site_ap_positions(scenario).to(dtype=dtype, device=device).expand(batch, -1, -1).clone()
+    elif scenario.ap_layout == "grid":
         ap = grid_positions(scenario.L, side, batch, dtype=dtype, device=device)
     elif scenario.ap_layout in ("square_isd", "hex_isd"):
         lattice = "square" if scenario.ap_layout == "square_isd" else "hex"
@@ -232,9 +241,16 @@ def estimate(net: Network, h: torch.Tensor, pilot_noise: torch.Tensor) -> Channe
     """MMSE estimates for given realizations and pilot noise (interop: compare one to one).
 
     Shapes:
-        h [B, T, L, K, N], pilot_noise [B, T, L, tau_p, N] -> ChannelState.
+        h [B, T, L, K, N], pilot_noise [B, T, L, tau_p, N] -> ChannelState (max(tau_p, K)
+        columns under pilot_model "per_ap_orthogonal", see ``noise_columns``).
     """
     sc = net.scenario
+    if sc.pilot_model == "per_ap_orthogonal":
+        # eq. (2) of the elu-cosformer paper for every link; independent of pilots and clusters
+        # (the cap on UEs per AP is checked where a clustering meets the estimates)
+        a, b, c = orthogonal_estimator_statistics(net.correlation, sc.tau_p, sc.pilot_power_mw)
+        h_hat = orthogonal_estimates(h, pilot_noise, a, sc.tau_p, sc.pilot_power_mw)
+        return ChannelState(h=h, h_hat=h_hat, estimate_cov=b, error_cov=c, pilot_noise=pilot_noise)
     a, b, c = estimator_statistics(net.correlation, net.pilot, sc.tau_p, sc.pilot_power_mw)
     h_hat = mmse_estimates(h, pilot_noise, a, net.pilot, sc.tau_p, sc.pilot_power_mw)
     return ChannelState(h=h, h_hat=h_hat, estimate_cov=b, error_cov=c, pilot_noise=pilot_noise)
@@ -254,6 +270,20 @@ def reestimate(net: Network, state: ChannelState, pilot: torch.Tensor) -> tuple[
     return net, estimate(net, state.h, state.pilot_noise)
 
 
+def noise_columns(scenario: Scenario) -> int:
+    """Pilot-noise columns drawn per AP: tau_p (book), max(tau_p, K) under per_ap_orthogonal (one per
+    UE; for K <= tau_p the book's tensor, so both pilot models see the same noise)."""
+    if scenario.pilot_model == "per_ap_orthogonal":
+        return max(scenario.tau_p, scenario.K)
+    return scenario.tau_p
+
+
+def check_clusters_for_pilots(net: Network) -> None:
+    """ValueError naming ``pilot_model`` when per_ap_orthogonal meets a clustering over the cap."""
+    if net.scenario.pilot_model == "per_ap_orthogonal":
+        check_pilot_cap(net.serving, net.scenario.tau_p)
+
+
 def sample_channel_state(
     net: Network, realizations: int | None = None, r_sqrt: torch.Tensor | None = None
 ) -> ChannelState:
@@ -267,7 +297,7 @@ def sample_channel_state(
     h = sample_channels(net.correlation, t, seed=net.seed, indices=net.indices, r_sqrt=root)
     noise = sample_pilot_noise(
         (net.batch, t, net.correlation.shape[1]),
-        net.scenario.tau_p,
+        noise_columns(net.scenario),
         net.correlation.shape[-1],
         seed=net.seed,
         indices=net.indices,
@@ -303,6 +333,7 @@ def network_statistics(
         design_power [B, K] (mW) -> (UplinkStatistics, DownlinkStatistics).
     """
     sc = net.scenario
+    check_clusters_for_pilots(net)
     if design_power is None:
         design_power = torch.full(
             net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype, device=net.gain_db.device
@@ -362,6 +393,7 @@ def instantaneous_estimate_se(
     by default). Shapes: ul_power, design_power [B, K] -> [B, K].
     """
     sc = net.scenario
+    check_clusters_for_pilots(net)
     full = torch.full(net.pilot.shape, sc.ul_power_mw, dtype=net.gain_db.dtype, device=net.gain_db.device)
     p = full if ul_power is None else ul_power
     v = combiners(

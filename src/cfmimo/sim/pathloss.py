@@ -132,6 +132,8 @@ def shadowing_db(
 
     ``ue_correlated`` (the book): independent across APs, correlated across UEs.
     ``two_component`` (Ngo et al. 2017, eq. (54)): sqrt(delta) a_l + sqrt(1 - delta) b_k.
+    ``scenario.shadowing_field``: the site's fixed field per AP read at the UE positions
+    (``sim.shadowing_field``), the same for every sample.
     With the COST231 model, links within d1 get no shadowing (Ngo et al.).
 
     Shapes:
@@ -141,6 +143,14 @@ def shadowing_db(
     L = ap.shape[1]
     if std == 0:
         return torch.zeros_like(d2d)
+    if scenario.shadowing_field:
+        # spatially consistent: the site's field of each AP read at the UE positions (issue 15)
+        from cfmimo.sim.shadowing_field import site_shadowing_db
+
+        f = site_shadowing_db(scenario, ue).to(d2d.dtype)
+        if isinstance(scenario.pathloss, Cost231ThreeSlopePathLoss):
+            f = torch.where(d2d > scenario.pathloss.d1_m, f, torch.zeros_like(f))
+        return f
     common = dict(
         side=scenario.area_side_m,
         wrap_around=scenario.wrap_around,
