@@ -25,8 +25,7 @@ import torch
 from cfmimo.config import Scenario
 from cfmimo.problems.base import Allocation, DecisionSpec, Problem
 from cfmimo.sim.energy import energy_efficiency_terms, global_energy_efficiency, mrt_effective_gains, mrt_sinr
-from cfmimo.sim.estimation import sample_channels
-from cfmimo.sim.network import sample_networks
+from cfmimo.sim.network import sample_perfect_csi
 
 EEObjective = Literal["sum", "global"]
 
@@ -181,8 +180,9 @@ def sample_ee_instances(
     device: torch.device | str | None = None,
 ) -> EEInstance:
     """Draw setups and one perfect-CSI realization each (the setup's own "channels" stream)."""
-    net = sample_networks(scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device)
-    h = sample_channels(net.correlation, 1, seed=seed, indices=net.indices)[:, 0]  # [B, L, K, N]
+    net, h = sample_perfect_csi(
+        scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device
+    )
     return ee_instance(mrt_effective_gains(h), scenario, net.serving, seed=seed, indices=net.indices)
 
 

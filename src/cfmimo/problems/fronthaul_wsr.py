@@ -31,9 +31,8 @@ from torch import Tensor
 
 from cfmimo.config import Scenario
 from cfmimo.problems.base import Allocation, DecisionSpec, Problem, relative_excess
-from cfmimo.sim.estimation import sample_channels
 from cfmimo.sim.instantaneous import binary_mask, per_ap_power, sinr
-from cfmimo.sim.network import sample_networks
+from cfmimo.sim.network import sample_perfect_csi
 
 __all__ = ["FronthaulInstance", "FronthaulWSR", "fronthaul_instance", "loads"]
 
@@ -188,8 +187,9 @@ class FronthaulWSR(Problem[FronthaulInstance]):
 
         Gains are over the noise power, so noise = 1 and P = ``dl_power_per_ap_mw`` (mW).
         """
-        net = sample_networks(scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device)
-        h = sample_channels(net.correlation, 1, seed=net.seed, indices=net.indices)[:, 0]  # [B, L, K, N]
+        _, h = sample_perfect_csi(
+            scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device
+        )
         w = torch.tensor(scenario.weights, dtype=dtype, device=h.device)
         return fronthaul_instance(
             h,

@@ -31,9 +31,8 @@ from torch import Tensor
 
 from cfmimo.config import Scenario
 from cfmimo.problems.base import Allocation, DecisionSpec, Problem, relative_excess
-from cfmimo.sim.estimation import sample_channels
 from cfmimo.sim.instantaneous import rate, sinr
-from cfmimo.sim.network import sample_networks
+from cfmimo.sim.network import sample_perfect_csi
 
 __all__ = ["PrecodingInstance", "SumRatePrecoding", "permute_precoder_antennas", "precoding_instance"]
 
@@ -234,13 +233,9 @@ class SumRatePrecoding(Problem[PrecodingInstance]):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> PrecodingInstance:
-        net = sample_networks(scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device)
-        r = net.correlation  # [B, L, K, N, N], beta included
-        root = None
-        if scenario.spatial_correlation == "iid":  # R = beta I: its square root needs no eigendecomposition
-            eye = torch.eye(scenario.N, dtype=r.dtype, device=r.device)
-            root = net.beta.sqrt().to(r.dtype)[..., None, None] * eye  # [B, L, K, N, N]
-        h = sample_channels(r, 1, seed=seed, indices=net.indices, r_sqrt=root)[:, 0]  # [B, L, K, N]
+        net, h = sample_perfect_csi(
+            scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device
+        )
         return precoding_instance(
             h, net.serving, scenario.dl_power_per_ap_mw, 1.0, allow_unserved=self.allow_unserved
         )

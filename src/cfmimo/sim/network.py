@@ -284,6 +284,31 @@ def check_clusters_for_pilots(net: Network) -> None:
         check_pilot_cap(net.serving, net.scenario.tau_p)
 
 
+def sample_perfect_csi(
+    scenario: Scenario,
+    batch: int,
+    *,
+    seed: int,
+    first_index: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[Network, torch.Tensor]:
+    """``batch`` setups and one perfect-CSI channel realization each, h = R^{1/2} z (no estimation):
+    the instantaneous-CSI problems (sum-rate precoding, fronthaul WSR, energy efficiency) all start here.
+    The realization comes from each setup's own "channels" stream, so a sample does not depend on its batch.
+
+    Shapes: -> (Network, h complex [B, L, K, N]).
+    """
+    net = sample_networks(scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device)
+    root = None
+    if scenario.spatial_correlation == "iid":  # R = beta I: its square root needs no eigendecomposition
+        r = net.correlation  # [B, L, K, N, N], beta included
+        eye = torch.eye(scenario.N, dtype=r.dtype, device=r.device)
+        root = net.beta.sqrt().to(r.dtype)[..., None, None] * eye  # [B, L, K, N, N]
+    h = sample_channels(net.correlation, 1, seed=seed, indices=net.indices, r_sqrt=root)[:, 0]  # [B, L, K, N]
+    return net, h
+
+
 def sample_channel_state(
     net: Network, realizations: int | None = None, r_sqrt: torch.Tensor | None = None
 ) -> ChannelState:
