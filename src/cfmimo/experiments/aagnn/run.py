@@ -255,10 +255,18 @@ def run(
     """Run the whole reproduction into ``out`` (resumable); returns results.json's content (or
     ``{"runs": [...]}`` with ``train_only``). ``scheduler``/``workers`` are unused (no dataset files)."""
     del scheduler, workers
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    cfg = config
-    out = Path(out)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # one "GPU available" banner per run otherwise
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(config, Path(out), train_only, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: AagnnConfig, out: Path, train_only: bool, log: Log) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     seeds = range(cfg.seeds)
