@@ -101,7 +101,7 @@ def _plot(
         ax.set_ylabel("sum rate / WMMSE (ratio of means)")
         ax.set_title(title if p is None else f"{title}, {panel} = {p}")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
 
