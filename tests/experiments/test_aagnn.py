@@ -123,3 +123,14 @@ def test_quick_mode_end_to_end(tmp_path):
     assert results["mode"] == "quick" and {c["id"] for c in results["claims"]} == CLAIM_IDS
     fig4 = {(r["K"], r["samples"], r["model"]): r["ratio_of_means"] for r in results["metrics"]["fig4"]}
     assert all(0.0 < v <= 1.05 for v in fig4.values())
+
+
+def test_cli_dispatches_aagnn():
+    import importlib
+
+    from cfmimo.cli import REPRODUCTIONS
+
+    module_name, config_name = REPRODUCTIONS["aagnn"]
+    module = importlib.import_module(module_name)
+    assert getattr(module, config_name) is AagnnConfig and module.run is run
+    assert AagnnConfig.quick().mode == "quick" and AagnnConfig().mode == "full"

@@ -455,7 +455,8 @@ def _report(cfg: AagnnConfig, results: dict[str, Any]) -> str:
         f"PL = 13.54 + 39.08 log10(d3D), perfect CSI, one Rayleigh realization per sample), cell-edge SNR {cfg.snr_db:g} dB "
         f"({cfg.table_snr_db:g} dB for Table I), rates in log2.",
         f"- WMMSE reference: best of the per-AP RZF start and {cfg.wmmse_random_starts} random starts, <= {cfg.wmmse_max_iterations} "
-        "iterations (docs/problems.md: WMMSE is short of its converged value by a median 3 % after 100 iterations, 0.07 % after 1000).",
+        "iterations, on the float32 test instances (float32 WMMSE is within 1e-3 of float64, docs/problems.md), "
+        "a fixed set per setting and the same for every model (docs/problems.md: WMMSE is short of its converged value by a median 3 % after 100 iterations, 0.07 % after 1000).",
         "- Closed forms: RZF / ZF / MRT with per-AP scaling (every serving AP at full power).",
         f"- Training: unsupervised (-mean sum rate), Adam lr {cfg.lr}, batch {cfg.batch_size} (or the whole set if smaller), "
         f"a step budget of {cfg.max_steps} steps (validation every {cfg.val_every} on a separate {cfg.val_samples}-sample set, best "
@@ -471,6 +472,10 @@ def _report(cfg: AagnnConfig, results: dict[str, Any]) -> str:
         + ", CPU, and GPU (synchronized) when present.",
         f"- Model sizes: {cfg.model_overrides or 'registry defaults'} (docs/learning.md lists every model's deviations from its paper).",
     ]
+    lines.append(
+        "- Resuming: finished runs (`runs/<tag>/result.json`) and cached references are reused; a run cut off "
+        "before it finished restarts from step 0 (the unsupervised driver has no mid-run resume)."
+    )
     if results["mode"] != "full":
         lines.append(
             "- **Reduced mode**: sizes, steps and test sets are far below the paper's; a claim that fails here says nothing "
