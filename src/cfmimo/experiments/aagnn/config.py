@@ -124,9 +124,9 @@ class AagnnConfig(BaseModel):
             threads=1,
             seeds=1,
             # sized to stay within 5 min on 2 shared cores: 3.3 min at load ~7 with 60 steps, 64
-            # samples and EGAT [2,8,2]; ~3x slower at load ~11, hence these smaller values
-            max_steps=40,
-            val_every=20,
+            # samples and EGAT [2,8,2]; 6.5 min at load ~10 with 40 steps, 32 samples, EGAT [2,4,2]
+            max_steps=30,
+            val_every=15,
             val_samples=24,
             test_samples=48,
             train_samples=32,
