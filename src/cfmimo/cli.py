@@ -672,6 +672,7 @@ def export(
 REPRODUCTIONS = {
     "tree-transformer": ("cfmimo.experiments.tree_transformer", "TreeTransformerConfig"),
     "elu-cosformer": ("cfmimo.experiments.elu_cosformer", "EluCosFormerConfig"),
+    "aagnn": ("cfmimo.experiments.aagnn", "AagnnConfig"),
 }
 
 

@@ -1,0 +1,136 @@
+"""Smoke tests of ``cfmimo reproduce aagnn``: a tiny configuration end to end (output layout, sane
+numbers, resume), config validation, and the real ``--quick`` run (slow)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cfmimo.experiments.aagnn import AagnnConfig, run
+from cfmimo.experiments.aagnn.run import normalized
+
+CLAIM_IDS = {
+    "fig4_aagnn_80pct_16_samples",
+    "fig4_aagnn_best_every_size",
+    "fig5a_aagnn_90pct",
+    "fig5a_woa_egat_degrade",
+    "fig5b_within_5pts",
+    "fig6_aagnn_90pct",
+    "fig6_others_lower_at_M1",
+    "table1_samples",
+    "table1_parameters",
+    "table1_training_time",
+    "table1_inference",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("aagnn")
+    return out, run(AagnnConfig.tiny(), out, log=lambda m: None)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_outputs_layout(tiny):
+    out, results = tiny
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["claims"] == results["claims"]
+    assert {"paper", "mode", "wall_time_s", "models", "metrics", "claims"} <= set(on_disk)
+    assert on_disk["mode"] == "tiny" and on_disk["wall_time_s"] > 0
+    assert {c["id"] for c in on_disk["claims"]} == CLAIM_IDS
+    for c in on_disk["claims"]:
+        assert c["holds"] in (True, False, None) and {"paper_value", "ours", "note"} <= set(c)
+    for name in ("fig4", "fig5a", "fig5b", "fig6", "table1"):
+        assert (out / f"{name}.csv").is_file() and (out / "figures" / f"{name}.png").stat().st_size > 1000
+    report = (out / "report.md").read_text()
+    assert "fig5a_aagnn_90pct" in report and "Assumptions" in report
+    for m, e in on_disk["models"].items():
+        assert e["params"] > 0 and e["latency_ms"] > 0, m
+
+
+def test_numbers_are_sane(tiny):
+    out, _ = tiny
+    fig4 = _rows(out / "fig4.csv")
+    by_model = {r["model"]: float(r["ratio_of_means"]) for r in fig4}
+    assert by_model["wmmse"] == pytest.approx(1.0, abs=1e-12)
+    assert 0.0 < by_model["rzf"] <= 1.05  # WMMSE starts from RZF, so it cannot be much lower
+    assert 0.0 < by_model["mrt"] < by_model["rzf"]
+    for fig in ("fig5a", "fig5b", "fig6"):
+        for r in _rows(out / f"{fig}.csv"):
+            if r["model"] == "wmmse":
+                assert float(r["ratio_of_means"]) == pytest.approx(1.0, abs=1e-12)
+            assert 0.0 < float(r["ratio_of_means"]) <= 1.05, r
+    # fixed-N models are not in Fig. 5(b)
+    assert "sunet" not in {r["model"] for r in _rows(out / "fig5b.csv")}
+    # training on the Table I setting (K = 4) raised AAGNN's validation sum rate above the untrained one
+    record = json.loads(next((out / "runs").glob("K4-*-aagnn-n16-s0/result.json")).read_text())
+    assert record["best_val_objective"] > record["initial_val_objective"]
+
+
+def test_resume_reuses_runs_and_references(tiny):
+    out, results = tiny
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/result.json")}
+    cached = {p: p.stat().st_mtime_ns for p in (out / "data").glob("*.pt")}
+    again = run(AagnnConfig.tiny(), out, log=lambda m: None)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert {p: p.stat().st_mtime_ns for p in cached} == cached
+    for a, b in zip(results["metrics"]["fig4"], again["metrics"]["fig4"], strict=True):
+        assert a["ratio_of_means"] == pytest.approx(b["ratio_of_means"], rel=1e-6)
+
+
+def test_train_only_stops_after_training(tiny):
+    out, _ = tiny
+    stamp = (out / "results.json").stat().st_mtime_ns
+    res = run(AagnnConfig.tiny(), out, train_only=True, log=lambda m: None)
+    # every run of the tiny config (3 models x (Fig. 4 + Table I)), reused; no results written
+    assert len(res["runs"]) == 6 and all(
+        (out / "runs" / tag / "result.json").is_file() for tag in res["runs"]
+    )
+    assert (out / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_normalization_both_ways():
+    wmmse = torch.tensor([10.0, 30.0], dtype=torch.float64)
+    ours = torch.tensor([5.0, 30.0], dtype=torch.float64)
+    n = normalized(ours, wmmse)
+    assert n["ratio_of_means"] == pytest.approx(35 / 40)
+    assert n["mean_ratio"] == pytest.approx(0.75)
+
+
+def test_config_rejects_bad_fields():
+    with pytest.raises(ValueError, match="models"):
+        AagnnConfig(models=("aagnn", "nope"))
+    with pytest.raises(ValueError, match="train_K"):
+        AagnnConfig(train_K=4)
+    with pytest.raises(ValueError, match="max_steps"):
+        AagnnConfig(max_steps=0)
+    full = AagnnConfig()
+    assert (full.batch_size, full.lr, full.test_samples, full.train_samples) == (64, 5e-3, 1000, 12_800)
+    assert full.seeds >= 3 and AagnnConfig.quick().seeds == 1
+
+
+@pytest.mark.slow
+def test_quick_mode_end_to_end(tmp_path):
+    results = run(AagnnConfig.quick(), tmp_path, log=lambda m: None)
+    assert results["mode"] == "quick" and {c["id"] for c in results["claims"]} == CLAIM_IDS
+    fig4 = {(r["K"], r["samples"], r["model"]): r["ratio_of_means"] for r in results["metrics"]["fig4"]}
+    assert all(0.0 < v <= 1.05 for v in fig4.values())
+
+
+def test_cli_dispatches_aagnn():
+    import importlib
+
+    from cfmimo.cli import REPRODUCTIONS
+
+    module_name, config_name = REPRODUCTIONS["aagnn"]
+    module = importlib.import_module(module_name)
+    assert getattr(module, config_name) is AagnnConfig and module.run is run
+    assert AagnnConfig.quick().mode == "quick" and AagnnConfig().mode == "full"
