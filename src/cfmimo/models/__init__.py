@@ -22,7 +22,7 @@ shared: ``d_enc``, ``d_mod``, ``heads``, ``layers``, ``ff``, ``dropout``, ``feat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +48,15 @@ class ModelConfig(BaseModel):
     activation: str = "relu"
     window: Annotated[int, Field(gt=0)] = 4
     """Longformer one-sided window w: each token attends to the real tokens within w ranks (2w + 1)."""
+    # Graph precoders (cfmimo.models.gnn): hidden width = d_mod, hidden layers = layers, unless
+    # ``widths`` gives every layer's channels (input and output included, e.g. [2,128,128,128,128,2]).
+    widths: tuple[Annotated[int, Field(gt=0)], ...] | None = None
+    aggregation: Literal["sum", "mean"] = "sum"
+    """GNN aggregation over UEs, APs and antennas (the AAGNN paper sums)."""
+    power_scaling: Literal["exact", "clip"] = "exact"
+    """Precoder head: sqrt(P_l)/||V_l|| ("exact") or min(1, sqrt(P_l)/||V_l||) ("clip")."""
+    antennas: Annotated[int, Field(gt=0)] = 16
+    """N of the fixed-N precoders (SUNet-like CNN, GNN of ref. [16]); the equivariant ones take any N."""
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -96,6 +105,7 @@ def _load_builtin() -> None:
         "cfmimo.models.tree_transformer",
         "cfmimo.models.token_models",
         "cfmimo.models.cluster_models",
+        "cfmimo.models.gnn",
     ):
         try:
             importlib.import_module(module)

@@ -181,3 +181,29 @@ class ClusterPowerPolicy:
             p_dl=p_dl.to(dtype),
             info={"power_instance": pinst},
         )
+
+
+@dataclass
+class PrecoderPolicy:
+    """A precoder model (``cfmimo.models.gnn`` contract: ``model(h, association, p_max, noise)``) as a
+    policy for ``PrecodingInstance``s: instance -> Allocation(precoders=...) in the instance's complex
+    dtype and device. Feasibility comes from the model's own head (zero on unserved links, each AP
+    scaled to its budget); nothing is rescaled here.
+
+    The call follows the caller's grad mode, so the unsupervised trainer differentiates through the
+    same policy that evaluation scores (wrap calls in ``torch.no_grad()`` for inference). The model's
+    train/eval mode is left as it is.
+    """
+
+    model: nn.Module
+
+    def __call__(self, instance) -> Allocation:
+        h = instance.h
+        device = next(iter(self.model.buffers()), next(self.model.parameters())).device
+        v = self.model(
+            h.to(device),
+            instance.association.to(device),
+            instance.p_max.to(device),
+            instance.noise.to(device),
+        )
+        return Allocation(precoders=v.to(device=h.device, dtype=h.dtype))

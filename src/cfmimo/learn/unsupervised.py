@@ -1,0 +1,298 @@
+"""Unsupervised training of a neural policy on a problem's own objective (DESIGN.md section 11).
+
+One Lightning module for the three GNN papers (AAGNN precoding, EE-GNN power, EGAT fronthaul):
+
+    loss = -mean_b problem.objective(instance_b, policy(instance_b)) + penalty(...)
+
+``penalty`` is an optional callable of a recipe (primal-dual multipliers, constraint penalties):
+``penalty(problem, instance, allocation, module) -> scalar``. Validation logs the mean objective
+(``val_objective``, the checkpoint monitor) and the mean of every ``problem.metrics`` entry
+(``val/<name>``): training and evaluation score exactly the same function, they cannot drift apart.
+
+* Data: instances are sampled once from seeds with the problem's ``sample`` and held in memory;
+  batches are sub-batches (``instance.take``) of a seeded shuffle; the training and the validation
+  sets come from different seeds (``stream_seed(seed, "unsupervised/train" | "/val")``).
+* Budget: ``max_steps`` optimizer steps (not epochs), validation every ``val_every`` steps, so a
+  training set of 12-16 samples (one batch per epoch) trains as long as a 12,800-sample one.
+* Defaults: the AAGNN paper's Adam, batch 64, lr 5e-3 (Sect. IV).
+* Checkpoints (``<out_dir>/checkpoints/best-*.ckpt`` and ``last.ckpt``) record the config and the
+  cfmimo version as plain types and load with ``torch.load(..., weights_only=True)``
+  (``load_unsupervised``). The model's input statistic (``input_scale``, fitted on the training
+  set) is a buffer of its state dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+from torch.utils.data import DataLoader
+
+from cfmimo import __version__
+from cfmimo.config import preset
+from cfmimo.models import ModelConfig, build_model
+from cfmimo.rng import stream_seed
+
+__all__ = [
+    "PROBLEMS",
+    "UnsupervisedConfig",
+    "UnsupervisedModule",
+    "load_unsupervised",
+    "make_policy",
+    "sample_sets",
+    "train_unsupervised",
+]
+
+Penalty = Callable[[Any, Any, Any, pl.LightningModule], torch.Tensor]
+
+
+def _sumrate_precoding() -> tuple[Any, Callable[[nn.Module], Any]]:
+    from cfmimo.policies.neural import PrecoderPolicy
+    from cfmimo.problems.sumrate_precoding import SumRatePrecoding
+
+    return SumRatePrecoding(), PrecoderPolicy
+
+
+#: problem name -> () -> (problem, policy factory model -> Policy). Later recipes add their entry.
+PROBLEMS: dict[str, Callable[[], tuple[Any, Callable[[nn.Module], Any]]]] = {
+    "sumrate_precoding": _sumrate_precoding,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class UnsupervisedConfig(_Strict):
+    """One unsupervised run (module docstring). ``scenario`` overrides the ``preset`` fields
+    (e.g. ``{"K": 4}``); ``train_samples``/``val_samples`` instances are drawn from ``seed``."""
+
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(name="aagnn"))
+    problem: str = "sumrate_precoding"
+    preset: str = "aagnn"
+    scenario: dict[str, Any] = Field(default_factory=dict)
+    train_samples: Annotated[int, Field(gt=0)] = 12_800
+    val_samples: Annotated[int, Field(gt=0)] = 1_000
+    batch_size: Annotated[int, Field(gt=0)] = 64
+    lr: Annotated[float, Field(gt=0)] = 5e-3
+    max_steps: Annotated[int, Field(gt=0)] = 2_000
+    val_every: Annotated[int, Field(gt=0)] = 100
+    seed: int = 0
+    accelerator: str = "cpu"
+    precision: str = "32-true"
+    out_dir: Path = Path("runs/unsupervised")
+    progress_bar: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UnsupervisedConfig:
+        """Validate; ValueError naming every offending field by its dotted name."""
+        try:
+            cfg = cls.model_validate(data)
+        except ValidationError as err:
+            where = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in err.errors()
+            )
+            raise ValueError(f"invalid unsupervised config: {where}") from None
+        if cfg.problem not in PROBLEMS:
+            raise ValueError(f"problem: unknown {cfg.problem!r}; choose one of {sorted(PROBLEMS)}")
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def move_instance(instance: Any, device: torch.device | str) -> Any:
+    """A dataclass instance with every tensor field on ``device`` (validated again on construction)."""
+    values = {
+        f.name: (v.to(device) if isinstance(v := getattr(instance, f.name), torch.Tensor) else v)
+        for f in dataclasses.fields(instance)
+    }
+    return type(instance)(**values)
+
+
+def sample_sets(config: UnsupervisedConfig, problem: Any) -> tuple[Any, Any]:
+    """(train, val) instances, float32 on CPU, from separate seed streams of ``config.seed``."""
+    scenario = preset(config.preset, **config.scenario)
+    train = problem.sample(
+        scenario, config.train_samples, seed=stream_seed(config.seed, "unsupervised/train")
+    )
+    val = problem.sample(scenario, config.val_samples, seed=stream_seed(config.seed, "unsupervised/val"))
+    return train, val
+
+
+def make_policy(config: UnsupervisedConfig, model: nn.Module) -> Any:
+    """The problem's policy wrapper around ``model``."""
+    return PROBLEMS[config.problem]()[1](model)
+
+
+class UnsupervisedModule(pl.LightningModule):
+    """Loss = -mean objective (+ penalty); validation: objective and every metric (module docstring).
+
+    Hyperparameters (plain types): ``config`` (``UnsupervisedConfig.to_dict()``), ``cfmimo_version``.
+    Batches are instances (``InstanceLoader``).
+    """
+
+    def __init__(
+        self, config: dict[str, Any], cfmimo_version: str = __version__, penalty: Penalty | None = None
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["penalty"])
+        self.config = UnsupervisedConfig.from_dict(config)
+        self.model = build_model(self.config.model)
+        self.problem, make = PROBLEMS[self.config.problem]()
+        self.policy = make(self.model)
+        self.penalty = penalty
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return move_instance(batch, device)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        allocation = self.policy(batch)
+        objective = self.problem.objective(batch, allocation).mean()
+        loss = -objective
+        if self.penalty is not None:
+            extra = self.penalty(self.problem, batch, allocation, self)
+            self.log("train_penalty", extra, batch_size=batch.batch)
+            loss = loss + extra
+        self.log("train_objective", objective, prog_bar=True, batch_size=batch.batch)
+        self.log("train_loss", loss, batch_size=batch.batch)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        allocation = self.policy(batch)
+        n = batch.batch
+        self.log(
+            "val_objective", self.problem.objective(batch, allocation).mean(), prog_bar=True, batch_size=n
+        )
+        for name, value in self.problem.metrics(batch, allocation).items():
+            if value.is_floating_point():
+                self.log(f"val/{name}", value.mean(), batch_size=n)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+
+
+def _loader(instance: Any, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:
+    """Sub-batches of an in-memory instance (a seeded shuffle for training)."""
+    generator = torch.Generator().manual_seed(stream_seed(seed, "unsupervised/batches"))
+    return DataLoader(
+        range(instance.batch),
+        batch_size=min(batch_size, instance.batch),
+        shuffle=shuffle,
+        generator=generator if shuffle else None,
+        collate_fn=lambda idx: instance.take(torch.tensor(idx)),
+    )
+
+
+class _History(Callback):
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        row = {"step": float(trainer.global_step)}
+        row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val")})
+        self.rows.append(row)
+
+
+def train_unsupervised(
+    config: UnsupervisedConfig | dict[str, Any],
+    *,
+    penalty: Penalty | None = None,
+    train: Any = None,
+    val: Any = None,
+) -> dict[str, Any]:
+    """Train one model (module docstring); ``train``/``val`` instances override the sampled ones.
+
+    Returns {"model" (best checkpoint's weights, eval mode), "policy", "best_checkpoint",
+    "last_checkpoint", "best_val_objective", "initial_val_objective" (the untrained model),
+    "history" (one row per validation), "seconds", "steps_per_second"}.
+    """
+    cfg = config if isinstance(config, UnsupervisedConfig) else UnsupervisedConfig.from_dict(config)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = UnsupervisedModule(cfg.to_dict(), penalty=penalty)
+    if train is None or val is None:
+        sampled = sample_sets(cfg, module.problem)
+        train = sampled[0] if train is None else train
+        val = sampled[1] if val is None else val
+    if hasattr(module.model, "fit_input_scale"):
+        module.model.fit_input_scale(train.h, train.association, train.p_max, train.noise)
+    with torch.no_grad():
+        initial = float(module.problem.objective(val, module.policy(val)).mean())
+    out = Path(cfg.out_dir)
+    checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="best-{step:06d}",
+        monitor="val_objective",
+        mode="max",
+        save_last=True,
+    )
+    history = _History()
+    trainer = pl.Trainer(
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=min(cfg.val_every, cfg.max_steps),
+        check_val_every_n_epoch=None,
+        accelerator=cfg.accelerator,
+        devices=1,
+        precision=cfg.precision,
+        logger=CSVLogger(out, name="csv"),
+        callbacks=[checkpoint, history],
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=min(50, cfg.max_steps),
+        default_root_dir=out,
+    )
+    start = time.perf_counter()
+    trainer.fit(
+        module,
+        train_dataloaders=_loader(train, cfg.batch_size, shuffle=True, seed=cfg.seed),
+        val_dataloaders=_loader(val, cfg.batch_size, shuffle=False, seed=cfg.seed),
+    )
+    seconds = time.perf_counter() - start
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    model, _ = load_unsupervised(best)
+    return {
+        "model": model,
+        "policy": make_policy(cfg, model),
+        "best_checkpoint": best,
+        "last_checkpoint": checkpoint.last_model_path,
+        "best_val_objective": float(checkpoint.best_model_score)
+        if checkpoint.best_model_score is not None
+        else None,
+        "initial_val_objective": initial,
+        "history": history.rows,
+        "seconds": seconds,
+        "steps_per_second": trainer.global_step / seconds if seconds > 0 else float("nan"),
+    }
+
+
+def load_unsupervised(
+    path: str | os.PathLike, *, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, UnsupervisedConfig]:
+    """Rebuild a checkpoint's model from its recorded config and weights (``weights_only=True``).
+    Returns (model in eval mode, config); ``make_policy(config, model)`` wraps it as a policy."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        config = UnsupervisedConfig.from_dict(ckpt["hyper_parameters"]["config"])
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a cfmimo unsupervised checkpoint (missing {err})") from None
+    model = build_model(config.model)
+    model.load_state_dict(state)
+    return model.eval(), config

@@ -1,0 +1,13 @@
+"""Graph precoders over APs, UEs and antennas (DESIGN.md section 11): shared masked layers
+(``layers``), the precoder contract (``base``), AAGNN and its ablations (``aagnn``) and the AAGNN
+paper's other learned baselines (``baselines``). Importing this package registers the models."""
+
+from cfmimo.models.gnn import aagnn, baselines  # noqa: F401  (registers the models)
+from cfmimo.models.gnn.base import PrecoderModel, resolve_widths
+
+#: registry names of the precoder models ("model(h, association, p_max, noise) -> precoders")
+PRECODER_MODEL_NAMES = ("aagnn", "aagnn_woa", "aagnn_egat", "mrt_gnn", "sunet", "gnn16")
+#: the ones equivariant to UE, AP and per-AP antenna permutations (any K, L, N)
+EQUIVARIANT_PRECODERS = ("aagnn", "aagnn_woa", "aagnn_egat", "mrt_gnn")
+
+__all__ = ["EQUIVARIANT_PRECODERS", "PRECODER_MODEL_NAMES", "PrecoderModel", "resolve_widths"]
