@@ -125,3 +125,20 @@ def test_scalar_mu_and_bad_recipe_options(tmp_path):
         UnsupervisedModule(_config(tmp_path, recipe_options=dict(samples=1)).to_dict())
     with pytest.raises(ValueError, match="lr_decay_at"):
         _config(tmp_path, lr_decay_at=(1.5,))
+
+
+def test_per_instance_multipliers_update_only_the_batch_rows(tmp_path):
+    cfg = _config(tmp_path, recipe_options=dict(mu="instance", capacity_range_bps=(1e5, 1e5)))
+    module = UnsupervisedModule(cfg.to_dict())
+    assert module.dual_mu.shape == (32, 4)
+    train, _ = sample_sets(cfg, module.problem)
+    train, _ = module.recipe.prepare_sets(train, train)
+    module.model.fit_inputs(train)
+    index = torch.tensor([3, 7, 30])
+    module.recipe.training_loss(module, train.take(index), index)
+    touched = torch.zeros(32, dtype=torch.bool)
+    touched[index] = True
+    # overloaded APs of the batch samples rise (an AP serving nobody has load 0 and stays at 0)
+    assert (module.dual_mu[touched].sum(-1) > 0).all() and (module.dual_mu[~touched] == 0).all()
+    with pytest.raises(ValueError, match="training-sample indices"):
+        module.recipe.training_loss(module, train.take(index))

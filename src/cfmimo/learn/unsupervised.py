@@ -183,11 +183,16 @@ class UnsupervisedModule(pl.LightningModule):
         self.recipe = RECIPES[self.config.recipe](self) if self.config.recipe is not None else None
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, tuple):  # (instance, training-sample indices) for per-instance recipes
+            return move_instance(batch[0], device), batch[1].to(device)
         return move_instance(batch, device)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        index = None
+        if isinstance(batch, tuple):
+            batch, index = batch
         if self.recipe is not None:
-            loss, logs = self.recipe.training_loss(self, batch)
+            loss, logs = self.recipe.training_loss(self, batch, index)
             for name, value in logs.items():
                 self.log(name, value, prog_bar=name == "train_objective", batch_size=batch.batch)
             self.log("train_loss", loss, batch_size=batch.batch)
@@ -225,15 +230,23 @@ class UnsupervisedModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def _loader(instance: Any, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:
-    """Sub-batches of an in-memory instance (a seeded shuffle for training)."""
+def _loader(
+    instance: Any, batch_size: int, *, shuffle: bool, seed: int, with_index: bool = False
+) -> DataLoader:
+    """Sub-batches of an in-memory instance (a seeded shuffle for training); ``with_index``: batches
+    are (instance, indices into the set) for recipes with per-instance state."""
     generator = torch.Generator().manual_seed(stream_seed(seed, "unsupervised/batches"))
+
+    def collate(idx: list[int]) -> Any:
+        t = torch.tensor(idx)
+        return (instance.take(t), t) if with_index else instance.take(t)
+
     return DataLoader(
         range(instance.batch),
         batch_size=min(batch_size, instance.batch),
         shuffle=shuffle,
         generator=generator if shuffle else None,
-        collate_fn=lambda idx: instance.take(torch.tensor(idx)),
+        collate_fn=collate,
     )
 
 
@@ -311,7 +324,13 @@ def train_unsupervised(
     start = time.perf_counter()
     trainer.fit(
         module,
-        train_dataloaders=_loader(train, cfg.batch_size, shuffle=True, seed=cfg.seed),
+        train_dataloaders=_loader(
+            train,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            with_index=bool(getattr(module.recipe, "wants_index", False)),
+        ),
         val_dataloaders=_loader(val, cfg.batch_size, shuffle=False, seed=cfg.seed),
     )
     seconds = time.perf_counter() - start
@@ -367,7 +386,8 @@ class FronthaulRecipeOptions(_Strict):
     """eta_mu of the dual step mu <- [mu + eta_mu (load / C - 1)]_+, applied after every step."""
     mu: str = "ap"
     """"ap": one multiplier per AP index, [L] (the paper's mu in R_+^B, shared by all instances);
-    "scalar": one for every AP (APs are exchangeable under i.i.d. placement)."""
+    "scalar": one for every AP (APs are exchangeable under i.i.d. placement); "instance": one per
+    training sample and AP, [train_samples, L] (each updated when its sample is in the batch)."""
     capacity_range_bps: tuple[float, float] | None = (40e6, 90e6)
     """C ~ U[lo, hi] per training / validation instance (same C at every AP of an instance): one
     capacity-conditioned model over the paper's Table II range; None keeps the preset's C."""
@@ -377,8 +397,8 @@ class FronthaulRecipeOptions(_Strict):
             raise ValueError(f"recipe_options.baseline must be 'loo' or 'none', got {self.baseline!r}")
         if self.baseline == "loo" and self.samples < 2:
             raise ValueError("recipe_options.samples must be >= 2 for the leave-one-out baseline")
-        if self.mu not in ("ap", "scalar"):
-            raise ValueError(f"recipe_options.mu must be 'ap' or 'scalar', got {self.mu!r}")
+        if self.mu not in ("ap", "scalar", "instance"):
+            raise ValueError(f"recipe_options.mu must be 'ap', 'scalar' or 'instance', got {self.mu!r}")
         c = self.capacity_range_bps
         if c is not None and not 0 < c[0] <= c[1]:
             raise ValueError(f"recipe_options.capacity_range_bps must be 0 < lo <= hi, got {c}")
@@ -390,7 +410,9 @@ class FronthaulPrimalDual:
     per step, the model's raw beams and logits on the batch -> S Bernoulli draws X_s ~ pi -> loss (33)
     as descent with the Lagrangian (29) in the beams and REINFORCE with a leave-one-out baseline in
     the logits (Q detached) -> after the loss, the dual step ``mu <- [mu + eta_mu (load/C - 1)]_+``
-    with this step's loads (mu is shared by all instances: [L] or a scalar). ``mu`` is the buffer
+    with this step's loads (mu is shared by all instances, [L] or a scalar, by default; with
+    ``mu="instance"`` one row per training sample, [train_samples, L], and the training batches carry
+    their sample indices). ``mu`` is the buffer
     ``dual_mu`` of the Lightning module (saved in checkpoints). The training and validation sets
     get a per-instance capacity C ~ U(capacity_range_bps) (the model takes C as an AP feature: one
     capacity-conditioned model), drawn once from the run's seed.
@@ -403,8 +425,9 @@ class FronthaulPrimalDual:
         except ValidationError as err:
             raise ValueError(f"invalid recipe_options: {err.errors()[0]['msg']}") from None
         L = preset(cfg.preset, **cfg.scenario).L
-        shape = (L,) if self.options.mu == "ap" else ()
+        shape = {"ap": (L,), "scalar": (), "instance": (cfg.train_samples, L)}[self.options.mu]
         module.register_buffer("dual_mu", torch.zeros(shape))
+        self.wants_index = self.options.mu == "instance"  # training batches carry sample indices
         self.seed = cfg.seed
         self.generator = torch.Generator().manual_seed(stream_seed(cfg.seed, "fronthaul_pd/associations"))
 
@@ -420,11 +443,24 @@ class FronthaulPrimalDual:
             out.append(inst.with_capacity(cap.to(inst.power.device)))
         return out[0], out[1]
 
-    def training_loss(self, module: UnsupervisedModule, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    def training_loss(
+        self, module: UnsupervisedModule, batch: Any, index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Loss (33) and the dual step on one batch; ``index`` [B]: the batch's training-sample indices
+        (required with ``mu="instance"``)."""
         from cfmimo.learn.policy_gradient import dual_step, fronthaul_pg_loss
 
         out = module.model.forward_instance(batch)
-        mu = module.dual_mu.clone()  # the loss keeps this value; the buffer is updated in place below
+        if self.wants_index:
+            if index is None:
+                raise ValueError("recipe_options.mu='instance' needs the batch's training-sample indices")
+            if int(index.max()) >= module.dual_mu.shape[0]:
+                raise ValueError(
+                    f"training sample index {int(index.max())} >= train_samples = {module.dual_mu.shape[0]}"
+                )
+            mu = module.dual_mu[index]  # [B, L], a copy
+        else:
+            mu = module.dual_mu.clone()  # the loss keeps this value; the buffer is updated in place below
         loss, stats = fronthaul_pg_loss(
             batch,
             out.beams.to(batch.h.dtype),
@@ -435,7 +471,11 @@ class FronthaulPrimalDual:
             baseline=self.options.baseline,  # type: ignore[arg-type]
         )
         with torch.no_grad():
-            module.dual_mu.copy_(dual_step(mu, stats["load"], batch.capacity, self.options.dual_lr))
+            new = dual_step(mu, stats["load"], batch.capacity, self.options.dual_lr)
+            if self.wants_index:
+                module.dual_mu[index] = new
+            else:
+                module.dual_mu.copy_(new)
         return loss, {
             "train_objective": stats["wsr"].mean(),
             "train_lagrangian": stats["lagrangian"].mean(),
@@ -462,13 +502,21 @@ class FronthaulPrimalDual:
             logs[f"{tag}wsr_unrepaired"] = m["wsr"].mean()
             logs[f"{tag}feasible_unrepaired"] = feasible.float().mean()
             if not tag:
-                lag = lagrangian(m["wsr"], m["load_bps"], batch.capacity, module.dual_mu.to(m["wsr"].dtype))
+                mu = module.dual_mu.mean(0) if self.wants_index else module.dual_mu  # val: the mean
+                lag = lagrangian(m["wsr"], m["load_bps"], batch.capacity, mu.to(m["wsr"].dtype))
                 logs["lagrangian"] = lag.mean()
                 logs["pi_mean"] = alloc.info["pi"].mean()
         return logs
 
     def state(self, module: UnsupervisedModule) -> dict[str, Any]:
-        return {"mu": module.dual_mu.detach().cpu().tolist()}
+        mu = module.dual_mu.detach().cpu()
+        if self.wants_index:
+            return {
+                "mu_mean": float(mu.mean()),
+                "mu_max": float(mu.max()),
+                "mu_positive": float((mu > 0).float().mean()),
+            }
+        return {"mu": mu.tolist()}
 
 
 #: recipe name -> factory(module) -> recipe with prepare_sets, training_loss, validation_logs, state
