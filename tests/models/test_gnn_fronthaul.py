@@ -118,3 +118,13 @@ def test_input_statistics_are_buffers(inst):
     assert float(state["input_scale"]) > 0.01
     ap, _, _ = m.graph_inputs(inst)
     torch.testing.assert_close(ap[..., 1], inst.capacity / inst.capacity.mean())
+
+
+@pytest.mark.parametrize("name", (*FRONTHAUL_GNN_NAMES, "dnn_fh"))
+def test_gradients_reach_every_parameter(name, inst):
+    kw = dict(num_aps=5, num_ues=3) if name == "dnn_fh" else {}
+    m = _model(name, inst, **kw).train()
+    out = m.forward_instance(inst)
+    (out.beams.abs().square().sum() + out.logits.square().sum()).backward()
+    for pname, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname

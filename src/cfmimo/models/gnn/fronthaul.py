@@ -212,13 +212,20 @@ class FronthaulModel(nn.Module):
 class _GraphModel(FronthaulModel):
     """Pre-processing MLPs with one hidden layer (Sect. IV-B), ``layers`` update layers, heads (27)."""
 
+    reads_nodes = False  # the output heads read edge features only
+
     def __init__(self, config: ModelConfig, make_layer) -> None:
         super().__init__(config)
         d = config.d_mod
         self.pre_ap = _mlp(2, d, d, 2)
         self.pre_ue = _mlp(2, d, d, 2)
         self.pre_e = _mlp(2 * config.antennas, d, d, 2)
-        self.layers = nn.ModuleList(make_layer(d, config.heads) for _ in range(config.layers))
+        # the heads read only the edges (27): the last layer's node updates would be dead computation
+        # (parameters without gradient), so it updates edges only, unless the readout uses the nodes
+        n = config.layers
+        self.layers = nn.ModuleList(
+            make_layer(d, config.heads, nodes=self.reads_nodes or i < n - 1) for i in range(n)
+        )
         self.head_v = nn.Linear(d, 2 * config.antennas)  # MLP_v: a single linear layer (27)
         self.head_x = nn.Linear(d, 1)  # MLP_x: single layer, sigmoid applied by FronthaulOutput.pi
 
@@ -236,21 +243,23 @@ class EGATLayer(nn.Module):
     Shapes: a [B, L, d], u [B, K, d], e [B, L, K, d], mask [B, L, K] bool -> same shapes.
     """
 
-    def __init__(self, d: int, heads: int) -> None:
+    def __init__(self, d: int, heads: int, nodes: bool = True) -> None:
         super().__init__()
-        self.d, self.heads = d, heads
+        self.d, self.heads, self.nodes = d, heads, nodes
         H = heads
         self.w_ap = nn.Linear(d, H * d, bias=False)  # W_AP per head
         self.w_ue = nn.Linear(d, H * d, bias=False)  # W_UE per head
         self.w_e = nn.Linear(d, H * d, bias=False)  # W_e per head
-        self.att_ap = EdgeAttentionScore(d, d, H, LEAKY_SLOPE, d_edge=d)  # (17)
-        self.att_ue = EdgeAttentionScore(d, d, H, LEAKY_SLOPE, d_edge=d)  # (20)
+        if nodes:  # node updates (17)-(22); the last layer of a model reading edges only skips them
+            self.att_ap = EdgeAttentionScore(d, d, H, LEAKY_SLOPE, d_edge=d)  # (17)
+            self.att_ue = EdgeAttentionScore(d, d, H, LEAKY_SLOPE, d_edge=d)  # (20)
+            self.mlp_ap = _mlp(2 * H * d, d, d)  # (19)
+            self.mlp_ue = _mlp(2 * H * d, d, d)  # (22)
+            self.norm_ap, self.norm_ue = nn.LayerNorm(d), nn.LayerNorm(d)
         self.att_e_ap = EdgeAttentionScore(2 * d, d, H, LEAKY_SLOPE)  # (23): target [e_bk || f_b]
         self.att_e_ue = EdgeAttentionScore(2 * d, d, H, LEAKY_SLOPE)  # (24): target [e_bk || f_k]
-        self.mlp_ap = _mlp(2 * H * d, d, d)  # (19)
-        self.mlp_ue = _mlp(2 * H * d, d, d)  # (22)
         self.mlp_e = _mlp(2 * H * d, d, d)  # (26)
-        self.norm_ap, self.norm_ue, self.norm_e = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.norm_e = nn.LayerNorm(d)
 
     def forward(self, a: Tensor, u: Tensor, e: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         B, L, K, d = e.shape
@@ -259,6 +268,9 @@ class EGATLayer(nn.Module):
         Wa = self.w_ap(a).view(B, L, H, d)
         Wu = self.w_ue(u).view(B, K, H, d)
         eT, WeT, maskT = e.transpose(1, 2), We.transpose(1, 2), mask.transpose(1, 2)
+        e_new = self._edges(a, u, e, mask, We, Wa, Wu)
+        if not self.nodes:
+            return a, u, e_new
 
         # AP nodes, (17)-(18): target b, neighbours k in N_b, pair value [W_e e_bk || W_UE f_k]
         alpha = masked_softmax(self.att_ap(a, u, e), mask[..., None], dim=-2)  # [B, L, K, H]
@@ -270,6 +282,16 @@ class EGATLayer(nn.Module):
         values = torch.cat([WeT, Wa[:, None].expand(B, K, L, H, d)], -1).reshape(B, K, L, 2 * H * d)
         agg_u = attend_pairs(alpha, values)  # [B, K, 2Hd]
 
+        # (19), (22): MLP of the concatenated heads, residual outside the MLP
+        return self.norm_ap(a + self.mlp_ap(agg_a)), self.norm_ue(u + self.mlp_ue(agg_u)), e_new
+
+    def _edges(
+        self, a: Tensor, u: Tensor, e: Tensor, mask: Tensor, We: Tensor, Wa: Tensor, Wu: Tensor
+    ) -> Tensor:
+        """Edge update (23)-(26) from the layer-(l-1) features."""
+        B, L, K, d = e.shape
+        H = self.heads
+        eT, WeT, maskT = e.transpose(1, 2), We.transpose(1, 2), mask.transpose(1, 2)
         # edges (23)-(25): neighbours (b, m), m in N_b \ k, and (n, k), n in N_k \ b
         not_k = ~torch.eye(K, dtype=torch.bool, device=e.device)
         not_b = ~torch.eye(L, dtype=torch.bool, device=e.device)
@@ -283,13 +305,7 @@ class EGATLayer(nn.Module):
         node_ue = Wu[:, None] * beta.sum(-2).transpose(1, 2)[..., None]  # [B, L, K, H, d]
         agg_e = torch.cat([(edge_ap + edge_ue).view(B, L, K, H, d), node_ap + node_ue], -1)
         agg_e = agg_e.reshape(B, L, K, 2 * H * d)
-
-        # (19), (22), (26): MLP of the concatenated heads, residual outside the MLP
-        return (
-            self.norm_ap(a + self.mlp_ap(agg_a)),
-            self.norm_ue(u + self.mlp_ue(agg_u)),
-            self.norm_e(e + self.mlp_e(agg_e)),
-        )
+        return self.norm_e(e + self.mlp_e(agg_e))  # (26), residual outside the MLP
 
 
 class ENGNNLayer(nn.Module):
@@ -305,27 +321,33 @@ class ENGNNLayer(nn.Module):
     Shapes: as ``EGATLayer``.
     """
 
-    def __init__(self, d: int, heads: int = 1) -> None:
+    def __init__(self, d: int, heads: int = 1, nodes: bool = True) -> None:
         super().__init__()
-        self.mlp_ap = _mlp(3 * d, d, d)
-        self.mlp_ue = _mlp(3 * d, d, d)
+        self.nodes = nodes
+        if nodes:
+            self.mlp_ap = _mlp(3 * d, d, d)
+            self.mlp_ue = _mlp(3 * d, d, d)
+            self.norm_ap, self.norm_ue = nn.LayerNorm(d), nn.LayerNorm(d)
         self.mlp_e = _mlp(5 * d, d, d)
-        self.norm_ap, self.norm_ue, self.norm_e = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.norm_e = nn.LayerNorm(d)
 
     def forward(self, a: Tensor, u: Tensor, e: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         B, L, K, d = e.shape
         w = mask[..., None]
-        to_ap = masked_aggregate(torch.cat([e, u[:, None].expand(B, L, K, d)], -1), w, dim=2, how="mean")
-        to_ue = masked_aggregate(torch.cat([e, a[:, :, None].expand(B, L, K, d)], -1), w, dim=1, how="mean")
         same_ap = others_aggregate(e, w, dim=2, how="mean")
         same_ue = others_aggregate(e, w, dim=1, how="mean")
         edge_in = torch.cat(
             [e, a[:, :, None].expand(B, L, K, d), u[:, None].expand(B, L, K, d), same_ap, same_ue], -1
         )
+        e_new = self.norm_e(e + self.mlp_e(edge_in))
+        if not self.nodes:
+            return a, u, e_new
+        to_ap = masked_aggregate(torch.cat([e, u[:, None].expand(B, L, K, d)], -1), w, dim=2, how="mean")
+        to_ue = masked_aggregate(torch.cat([e, a[:, :, None].expand(B, L, K, d)], -1), w, dim=1, how="mean")
         return (
             self.norm_ap(a + self.mlp_ap(torch.cat([a, to_ap], -1))),
             self.norm_ue(u + self.mlp_ue(torch.cat([u, to_ue], -1))),
-            self.norm_e(e + self.mlp_e(edge_in)),
+            e_new,
         )
 
 
@@ -340,7 +362,7 @@ class BGNNLayer(nn.Module):
     Shapes: as ``EGATLayer`` (``e`` returned unchanged).
     """
 
-    def __init__(self, d: int, heads: int = 1) -> None:
+    def __init__(self, d: int, heads: int = 1, nodes: bool = True) -> None:
         super().__init__()
         self.msg_to_ap = _mlp(2 * d, d, d, 2)
         self.msg_to_ue = _mlp(2 * d, d, d, 2)
@@ -384,6 +406,8 @@ class ENGNN(_GraphModel):
 class BGNN(_GraphModel):
     """BGNN (ref. [32]; ``BGNNLayer``). Defaults: d = 32, 3 layers. The output heads read
     ``MLP([e_bk || f_b || f_k])`` (one hidden layer) since the edges are not updated."""
+
+    reads_nodes = True
 
     def __init__(self, config: ModelConfig) -> None:
         config = with_defaults(config, d_mod=32, layers=3, antennas=2)
