@@ -38,6 +38,8 @@ Deviations from the paper, stated:
   hundred extra parameters). (23)-(24) share a_e; here each side has its own (the middle slot sees
   W_AP f_b in (23) and W_UE f_k in (24), different features). LeakyReLU slope 0.001 as stated.
 * Per-head transforms keep the width: d' = d (``config.d_mod``), C = ``config.heads`` heads.
+* The heads (27) read only the edge features, so the last update layer of EGAT and ENGNN updates
+  the edges only (its node updates would feed nothing).
 """
 
 from __future__ import annotations
