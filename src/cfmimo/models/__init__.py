@@ -57,6 +57,8 @@ class ModelConfig(BaseModel):
     """Precoder head: sqrt(P_l)/||V_l|| ("exact") or min(1, sqrt(P_l)/||V_l||) ("clip")."""
     antennas: Annotated[int, Field(gt=0)] = 16
     """N of the fixed-N precoders (SUNet-like CNN, GNN of ref. [16]); the equivariant ones take any N."""
+    num_ues: Annotated[int, Field(gt=0)] = 4
+    """K of the fixed-size fronthaul DNN (egat-fronthaul ref. [40]); with ``num_aps`` and ``antennas``."""
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:

@@ -300,3 +300,50 @@ class PrecoderPolicy:
             instance.noise.to(device),
         )
         return Allocation(precoders=v.to(device=h.device, dtype=h.dtype))
+
+
+@dataclass
+class FronthaulPolicy:
+    """A fronthaul model (``cfmimo.models.gnn.fronthaul`` channel-graph contract) as a policy for
+    ``FronthaulInstance``s: instance -> features -> model -> Allocation(precoders, serving) by (36)-(37)
+    (``fronthaul_decision``): association ``pi > 0.5`` (test time) or, with ``sample=True``, one
+    Bernoulli(pi) draw from a generator seeded with ``seed`` per call (the paper's sampled variant;
+    its draws depend on the batch composition, so it is not batch = per-sample), then beams zeroed off
+    the association and each AP at full power P_l.
+
+    Without ``repair`` the fronthaul limits (3b) may be violated (the model only learned to meet
+    them through the multipliers): score feasibility with ``problem.violation``. With ``repair=True``
+    the decision goes through ``FronthaulWSR.repair`` (the Sect. V-A heuristic scaling) and is
+    feasible. ``info["pi"]`` holds the probabilities [B, L, K]. Follows the caller's grad mode.
+    """
+
+    model: nn.Module
+    repair: bool = False
+    sample: bool = False
+    seed: int = 0
+
+    def __call__(self, instance) -> Allocation:
+        from cfmimo.models.gnn.fronthaul import fronthaul_decision
+        from cfmimo.problems.fronthaul_wsr import FronthaulWSR
+
+        h = instance.h
+        device = next(iter(self.model.buffers()), next(self.model.parameters())).device
+        moved = instance
+        if h.device != device:
+            from cfmimo.learn.unsupervised import move_instance
+
+            moved = move_instance(instance, device)
+        out = self.model.forward_instance(moved)
+        generator = torch.Generator(device).manual_seed(self.seed) if self.sample else None
+        v, x = fronthaul_decision(
+            out, moved.power.to(out.logits.dtype), sample=self.sample, generator=generator
+        )
+        alloc = Allocation(
+            precoders=v.to(device=h.device, dtype=h.dtype),
+            serving=x.to(h.device),
+            info={"pi": out.pi.to(h.device)},
+        )
+        if self.repair:
+            with torch.no_grad():
+                alloc = FronthaulWSR().repair(instance, alloc)
+        return alloc

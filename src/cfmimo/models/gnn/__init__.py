@@ -1,8 +1,8 @@
 """Graph precoders over APs, UEs and antennas (DESIGN.md section 11): shared masked layers
 (``layers``), the precoder contract (``base``), AAGNN and its ablations (``aagnn``) and the AAGNN
-paper's other learned baselines (``baselines``). Importing this package registers the models."""
+paper's other learned baselines (``baselines``), the fronthaul models EGAT/ENGNN/BGNN/DNN (``fronthaul``). Importing this package registers the models."""
 
-from cfmimo.models.gnn import aagnn, baselines  # noqa: F401  (registers the models)
+from cfmimo.models.gnn import aagnn, baselines, fronthaul  # noqa: F401  (registers the models)
 from cfmimo.models.gnn.base import PrecoderModel, resolve_widths
 
 #: registry names of the precoder models ("model(h, association, p_max, noise) -> precoders")

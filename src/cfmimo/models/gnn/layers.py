@@ -27,6 +27,7 @@ from torch import Tensor, nn
 __all__ = [
     "EdgeAttentionScore",
     "attend",
+    "attend_pairs",
     "channels_to_complex",
     "complex_to_channels",
     "link_input",
@@ -102,17 +103,33 @@ class EdgeAttentionScore(nn.Module):
     Shapes: x [..., T, Dt], y [..., J, Dj] -> logits [..., T, J, H].
     """
 
-    def __init__(self, d_target: int, d_neighbour: int, heads: int = 1, negative_slope: float = 0.2) -> None:
+    def __init__(
+        self,
+        d_target: int,
+        d_neighbour: int,
+        heads: int = 1,
+        negative_slope: float = 0.2,
+        d_edge: int | None = None,
+    ) -> None:
         super().__init__()
         self.target = nn.Linear(d_target, heads, bias=False)
         self.neighbour = nn.Linear(d_neighbour, heads, bias=False)
+        # optional pair term a_e^T e_tj (egat-fronthaul (17), (20): the edge feature of the pair)
+        self.edge = nn.Linear(d_edge, heads, bias=False) if d_edge is not None else None
         self.negative_slope = negative_slope
         self.heads = heads
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor, e: Tensor | None = None) -> Tensor:
+        """Shapes: x [..., T, Dt], y [..., J, Dj], e [..., T, J, De] (only with ``d_edge``) ->
+        [..., T, J, H]."""
         st = self.target(x).unsqueeze(-2)  # [..., T, 1, H]
         sj = self.neighbour(y).unsqueeze(-3)  # [..., 1, J, H]
-        return nn.functional.leaky_relu(st + sj, self.negative_slope)
+        s = st + sj
+        if self.edge is not None:
+            if e is None:
+                raise ValueError("this EdgeAttentionScore has an edge term: pass e [..., T, J, d_edge]")
+            s = s + self.edge(e)
+        return nn.functional.leaky_relu(s, self.negative_slope)
 
 
 def attend(weights: Tensor, values: Tensor) -> Tensor:
@@ -127,6 +144,21 @@ def attend(weights: Tensor, values: Tensor) -> Tensor:
     v = values.reshape(*lead, J, heads, C // heads).movedim(-2, -3)  # [..., H, J, C/H]
     out = weights.movedim(-1, -3) @ v  # [..., H, T, C/H]: one batched matmul (einsum broadcasts here)
     return out.movedim(-3, -2).reshape(*out.shape[:-3], out.shape[-2], C)
+
+
+def attend_pairs(weights: Tensor, values: Tensor) -> Tensor:
+    """Attention-weighted sum of *pair* values (a value per target-neighbour pair, e.g. an edge
+    feature concatenated with the neighbour's node feature, egat-fronthaul (18), (21)), heads
+    splitting the channels as in :func:`attend`.
+
+    Shapes: weights [..., T, J, H]; values [..., T, J, C] with C divisible by H -> [..., T, C].
+    """
+    heads = weights.shape[-1]
+    *lead, T, J, C = values.shape
+    if C % heads:
+        raise ValueError(f"channels {C} must be divisible by heads {heads}")
+    v = values.reshape(*lead, T, J, heads, C // heads)
+    return (weights.unsqueeze(-1) * v).sum(-3).reshape(*lead, T, C)
 
 
 def complex_to_channels(z: Tensor) -> Tensor:
