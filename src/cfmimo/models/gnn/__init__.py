@@ -2,7 +2,7 @@
 (``layers``), the precoder contract (``base``), AAGNN and its ablations (``aagnn``) and the AAGNN
 paper's other learned baselines (``baselines``). Importing this package registers the models."""
 
-from cfmimo.models.gnn import aagnn, baselines  # noqa: F401  (registers the models)
+from cfmimo.models.gnn import aagnn, baselines, ee  # noqa: F401  (registers the models)
 from cfmimo.models.gnn.base import PrecoderModel, resolve_widths
 
 #: registry names of the precoder models ("model(h, association, p_max, noise) -> precoders")
