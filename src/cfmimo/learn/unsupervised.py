@@ -15,6 +15,8 @@ One Lightning module for the three GNN papers (AAGNN precoding, EE-GNN power, EG
 * Budget: ``max_steps`` optimizer steps (not epochs), validation every ``val_every`` steps, so a
   training set of 12-16 samples (one batch per epoch) trains as long as a 12,800-sample one.
 * Defaults: the AAGNN paper's Adam, batch 64, lr 5e-3 (Sect. IV).
+* Recipes: ``support`` set -> the ee-gnn support-regularized loss (7) with rule (8) replaces
+  -objective (``_support_step``); ``lr_final`` set -> geometric per-step decay lr -> lr_final.
 * Checkpoints (``<out_dir>/checkpoints/best-*.ckpt`` and ``last.ckpt``) record the config and the
   cfmimo version as plain types and load with ``torch.load(..., weights_only=True)``
   (``load_unsupervised``). The model's input statistic (``input_scale``, fitted on the training
@@ -40,7 +42,9 @@ from torch.utils.data import DataLoader
 
 from cfmimo import __version__
 from cfmimo.config import preset
+from cfmimo.learn.support import KappaRule, SupportConfig, support_loss
 from cfmimo.models import ModelConfig, build_model
+from cfmimo.problems.base import Allocation
 from cfmimo.rng import stream_seed
 
 __all__ = [
@@ -63,9 +67,17 @@ def _sumrate_precoding() -> tuple[Any, Callable[[nn.Module], Any]]:
     return SumRatePrecoding(), PrecoderPolicy
 
 
+def _energy_efficiency() -> tuple[Any, Callable[[nn.Module], Any]]:
+    from cfmimo.policies.neural import EEPowerPolicy
+    from cfmimo.problems.energy_efficiency import EnergyEfficiency
+
+    return EnergyEfficiency(), EEPowerPolicy
+
+
 #: problem name -> () -> (problem, policy factory model -> Policy). Later recipes add their entry.
 PROBLEMS: dict[str, Callable[[], tuple[Any, Callable[[nn.Module], Any]]]] = {
     "sumrate_precoding": _sumrate_precoding,
+    "energy_efficiency": _energy_efficiency,
 }
 
 
@@ -92,6 +104,12 @@ class UnsupervisedConfig(_Strict):
     precision: str = "32-true"
     out_dir: Path = Path("runs/unsupervised")
     progress_bar: bool = False
+    lr_final: Annotated[float, Field(gt=0)] | None = None
+    """If set: the learning rate decays geometrically per step from ``lr`` to ``lr_final`` at
+    ``max_steps`` (the ee-gnn recipe: 1e-3 -> 1e-7)."""
+    support: SupportConfig | None = None
+    """If set: the support-regularized recipe (ee-gnn eqs. (5)-(8)); the policy must expose
+    ``support(instance) -> (a, ell)`` in the decision's unit (``EEPowerPolicy``)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UnsupervisedConfig:
@@ -152,11 +170,46 @@ class UnsupervisedModule(pl.LightningModule):
         self.problem, make = PROBLEMS[self.config.problem]()
         self.policy = make(self.model)
         self.penalty = penalty
+        self.kappa_rule: KappaRule | None = None  # the support recipe's eq. (8) state (first step)
+        self._u_generator = torch.Generator().manual_seed(stream_seed(self.config.seed, "unsupervised/u"))
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         return move_instance(batch, device)
 
+    def _support_step(self, batch: Any) -> torch.Tensor:
+        """Negative loss (7) with S Monte Carlo powers p = clip(a + ell u, 0, cap) and kappa by
+        rule (8) (``cfmimo.learn.support``); psi on cap-normalized widths."""
+        support = self.config.support
+        assert support is not None
+        if self.kappa_rule is None:
+            self.kappa_rule = KappaRule(support, num_samples=self.config.train_samples)
+        a, ell = self.policy.support(batch)  # [B, L, K] in the decision's unit (mW), 0 on unserved
+        cap = batch.cap.to(a.dtype)[..., None].expand_as(a)
+        S, B = support.samples, batch.batch
+        repeated = batch.take(torch.arange(B, device=a.device).repeat(S))  # sample-major, as p
+        index = torch.tensor(batch.indices, dtype=torch.long)
+        if support.per_sample and int(index.max()) >= self.config.train_samples:
+            raise ValueError("per-sample kappa needs batch indices < train_samples")
+        kappa = self.kappa_rule.kappa[index if support.per_sample else 0].to(a)
+        loss, parts = support_loss(
+            lambda p: self.problem.objective(repeated, Allocation(link_power=p)),
+            a,
+            ell,
+            cap,
+            kappa,
+            S,
+            generator=self._u_generator,
+        )
+        self.kappa_rule.update(parts["psi"], index)
+        self.log("train_objective", parts["expected_objective"].mean(), prog_bar=True, batch_size=B)
+        self.log("train_psi", parts["psi"].mean(), batch_size=B)
+        self.log("train_kappa", kappa.mean(), batch_size=B)
+        self.log("train_loss", loss, batch_size=B)
+        return loss
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.config.support is not None:
+            return self._support_step(batch)
         allocation = self.policy(batch)
         objective = self.problem.objective(batch, allocation).mean()
         loss = -objective
@@ -177,9 +230,17 @@ class UnsupervisedModule(pl.LightningModule):
         for name, value in self.problem.metrics(batch, allocation).items():
             if value.is_floating_point():
                 self.log(f"val/{name}", value.mean(), batch_size=n)
+        width = allocation.info.get("support_width") if allocation.info else None
+        if isinstance(width, torch.Tensor):
+            self.log("val/support_width", width.mean(), batch_size=n)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        if self.config.lr_final is None:
+            return optimizer
+        gamma = (self.config.lr_final / self.config.lr) ** (1.0 / self.config.max_steps)
+        schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 def _loader(instance: Any, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:
@@ -228,6 +289,8 @@ def train_unsupervised(
         val = sampled[1] if val is None else val
     if hasattr(module.model, "fit_input_scale"):
         module.model.fit_input_scale(train.h, train.association, train.p_max, train.noise)
+    elif hasattr(module.model, "fit_input_stats"):  # gain-graph models (eq. (13) of ee-gnn)
+        module.model.fit_input_stats(train.gains, train.serving)
     with torch.no_grad():
         initial = float(module.problem.objective(val, module.policy(val)).mean())
     out = Path(cfg.out_dir)
