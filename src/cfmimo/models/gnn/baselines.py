@@ -38,7 +38,6 @@ from cfmimo.models.gnn.layers import (
     complex_to_channels,
     masked_aggregate,
     masked_softmax,
-    others_aggregate,
     power_head,
 )
 
@@ -60,11 +59,11 @@ class SINRnetLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         d0, d1 = (d if d >= 0 else x.dim() + d for d in self.dims)
-        one = torch.ones_like(x[..., :1])
         y = [torch.relu(m(x)) for m in self.maps]
-        same_ue = others_aggregate(y[1], one, dim=d0, how="mean")  # other APs of this UE
-        same_ap = others_aggregate(y[2], one, dim=d1, how="mean")  # other UEs of this AP
         L, K = x.shape[d0], x.shape[d1]
+        # others_aggregate with unit weights, without materializing weights and counts (same values)
+        same_ue = (y[1].sum(d0, keepdim=True) - y[1]) / max(L - 1, 1)  # other APs of this UE
+        same_ap = (y[2].sum(d1, keepdim=True) - y[2]) / max(K - 1, 1)  # other UEs of this AP
         total = y[3].sum((d0, d1), keepdim=True)
         rest = total - y[3].sum(d0, keepdim=True) - y[3].sum(d1, keepdim=True) + y[3]  # b != l and a != k
         rest = rest / max((L - 1) * (K - 1), 1)
