@@ -14,6 +14,7 @@ EE (Mbit/J), GNN / SCA, time per instance, the test support width.
 
 Usage: python benchmarks/ee_gnn.py [--sizes 5x10,10x10,15x15] [--steps 20]
        python benchmarks/ee_gnn.py --train 5,10 [--steps 500] [--out runs/ee_gnn_bench]
+       python benchmarks/ee_gnn.py --evaluate runs/ee_gnn_bench/checkpoints/last.ckpt
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ import torch
 from cfmimo import __version__
 from cfmimo.config import preset
 from cfmimo.learn.support import KappaRule, SupportConfig, support_loss
+from cfmimo.learn.unsupervised import (
+    UnsupervisedConfig,
+    load_unsupervised,
+    sample_sets,
+    train_unsupervised,
+)
 from cfmimo.models import ModelConfig, build_model, count_parameters
 from cfmimo.policies.classical.energy import SCA, EqualPower
 from cfmimo.policies.neural import EEPowerPolicy
@@ -93,8 +100,35 @@ def speed(L: int, K: int, args) -> dict:
     }
 
 
+def compare(cfg, model) -> dict:
+    """The model's policy (test-time power a, midpoint ablation), equal power and SCA (float64) on
+    the config's test (validation) instances: mean EE, ms per instance, feasibility, support width."""
+    problem = EnergyEfficiency()
+    _, test = sample_sets(cfg, problem)
+    rows = {}
+    with torch.no_grad():
+        for name, policy in (
+            ("gnn_a", EEPowerPolicy(model, power="low")),
+            ("gnn_midpoint", EEPowerPolicy(model, power="midpoint")),
+            ("equal", EqualPower()),
+            ("sca", SCA()),
+        ):
+            inst = test.to(torch.float64) if name == "sca" else test
+            start = time.perf_counter()
+            alloc = policy(inst)
+            seconds = time.perf_counter() - start
+            rows[name] = {
+                "mean_ee": float(problem.objective(inst, alloc).mean()),
+                "ms_per_instance": 1e3 * seconds / test.batch,
+                "feasible": bool(float(problem.violation(inst, alloc).max()) <= 1e-6),
+            }
+            if "support_width" in alloc.info:
+                rows[name]["support_width"] = float(alloc.info["support_width"].mean())
+    rows["gnn_over_sca"] = rows["gnn_a"]["mean_ee"] / rows["sca"]["mean_ee"]
+    return rows
+
+
 def train_and_compare(L: int, K: int, args) -> dict:
-    from cfmimo.learn.unsupervised import sample_sets, train_unsupervised
 
     cfg = dict(
         model=dict(name="ee_gnn"),
@@ -113,29 +147,7 @@ def train_and_compare(L: int, K: int, args) -> dict:
         seed=0,
     )
     result = train_unsupervised(cfg)
-    from cfmimo.learn.unsupervised import UnsupervisedConfig
-
-    problem = EnergyEfficiency()
-    _, test = sample_sets(UnsupervisedConfig.from_dict(cfg), problem)
-    rows = {}
-    with torch.no_grad():
-        for name, policy in (
-            ("gnn_a", EEPowerPolicy(result["model"], power="low")),
-            ("gnn_midpoint", EEPowerPolicy(result["model"], power="midpoint")),
-            ("equal", EqualPower()),
-            ("sca", SCA()),
-        ):
-            inst = test.to(torch.float64) if name == "sca" else test
-            start = time.perf_counter()
-            alloc = policy(inst)
-            seconds = time.perf_counter() - start
-            rows[name] = {
-                "mean_ee": float(problem.objective(inst, alloc).mean()),
-                "ms_per_instance": 1e3 * seconds / test.batch,
-                "feasible": bool(float(problem.violation(inst, alloc).max()) <= 1e-6),
-            }
-            if "support_width" in alloc.info:
-                rows[name]["support_width"] = float(alloc.info["support_width"].mean())
+    rows = compare(UnsupervisedConfig.from_dict(cfg), result["model"])
     return {
         "L": L,
         "K": K,
@@ -151,7 +163,6 @@ def train_and_compare(L: int, K: int, args) -> dict:
             for r in result["history"]
         ],
         "policies": rows,
-        "gnn_over_sca": rows["gnn_a"]["mean_ee"] / rows["sca"]["mean_ee"],
     }
 
 
@@ -168,11 +179,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-final", type=float, default=1e-7)
     ap.add_argument("--out", default="runs/ee_gnn_bench")
+    ap.add_argument("--evaluate", default=None, help="a checkpoint: compare it on its config's test set")
     args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     out: dict = {"benchmark": "ee_gnn", "cfmimo": __version__, "torch": torch.__version__, "device": "cpu"}
     out["threads"] = torch.get_num_threads()
-    if args.train:
+    if args.evaluate:
+        model, cfg = load_unsupervised(args.evaluate)
+        out["evaluate"] = {"checkpoint": args.evaluate, "scenario": cfg.scenario, **compare(cfg, model)}
+    elif args.train:
         L, K = (int(x) for x in args.train.split(","))
         args.steps = args.steps or 500
         out["train"] = train_and_compare(L, K, args)
