@@ -131,7 +131,7 @@ def compare(cfg, model) -> dict:
 def train_and_compare(L: int, K: int, args) -> dict:
 
     cfg = dict(
-        model=dict(name="ee_gnn"),
+        model=dict(name="ee_gnn", d_mod=args.d_mod, rounds=args.rounds, sinr_depth=args.sinr_depth),
         problem="energy_efficiency",
         preset="ee-gnn",
         scenario={"L": L, "K": K},
@@ -177,6 +177,9 @@ def main() -> None:
     ap.add_argument("--train-samples", type=int, default=2048)
     ap.add_argument("--test-samples", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--d-mod", type=int, default=16, help="--train: model width per category")
+    ap.add_argument("--rounds", type=int, default=2, help="--train: GNN rounds")
+    ap.add_argument("--sinr-depth", type=int, default=2, help="--train: SINRnet layers")
     ap.add_argument("--lr-final", type=float, default=1e-7)
     ap.add_argument("--out", default="runs/ee_gnn_bench")
     ap.add_argument("--evaluate", default=None, help="a checkpoint: compare it on its config's test set")
