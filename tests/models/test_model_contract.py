@@ -8,13 +8,15 @@ import torch
 
 from cfmimo.models import ModelConfig, build_model, model_names
 from cfmimo.models.cluster_models import CLUSTER_MODEL_NAMES
-from cfmimo.models.gnn import PRECODER_MODEL_NAMES
+from cfmimo.models.gnn import GAIN_MODEL_NAMES, PRECODER_MODEL_NAMES
 
 LENGTHS = (1, 3, 5, 8)
 L = 16  # the token models' fixed num_aps
 POWER_MODELS = [
-    n for n in model_names() if n not in CLUSTER_MODEL_NAMES and n not in PRECODER_MODEL_NAMES
-]  # clustering: test_cluster_models.py; precoders: tests/models/test_gnn_*.py
+    n
+    for n in model_names()
+    if n not in CLUSTER_MODEL_NAMES and n not in PRECODER_MODEL_NAMES and n not in GAIN_MODEL_NAMES
+]  # clustering: test_cluster_models.py; precoders: tests/models/test_gnn_*.py; gain graphs: test_gnn_ee.py
 
 
 def _inputs(seed=0):

@@ -10,4 +10,13 @@ PRECODER_MODEL_NAMES = ("aagnn", "aagnn_woa", "aagnn_egat", "mrt_gnn", "sunet", 
 #: the ones equivariant to UE, AP and per-AP antenna permutations (any K, L, N)
 EQUIVARIANT_PRECODERS = ("aagnn", "aagnn_woa", "aagnn_egat", "mrt_gnn")
 
-__all__ = ["EQUIVARIANT_PRECODERS", "PRECODER_MODEL_NAMES", "PrecoderModel", "resolve_widths"]
+#: gain-graph models ("model(gains [B, L, K, K], serving) -> (a, ell)", cfmimo.models.gnn.ee)
+GAIN_MODEL_NAMES = ("ee_gnn",)
+
+__all__ = [
+    "EQUIVARIANT_PRECODERS",
+    "GAIN_MODEL_NAMES",
+    "PRECODER_MODEL_NAMES",
+    "PrecoderModel",
+    "resolve_widths",
+]
