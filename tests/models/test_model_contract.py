@@ -8,7 +8,7 @@ import torch
 
 from cfmimo.models import ModelConfig, build_model, model_names
 from cfmimo.models.cluster_models import CLUSTER_MODEL_NAMES
-from cfmimo.models.gnn import PRECODER_MODEL_NAMES
+from cfmimo.models.gnn import GAIN_MODEL_NAMES, PRECODER_MODEL_NAMES
 from cfmimo.models.gnn.fronthaul import FRONTHAUL_MODEL_NAMES
 
 LENGTHS = (1, 3, 5, 8)
@@ -16,8 +16,11 @@ L = 16  # the token models' fixed num_aps
 POWER_MODELS = [
     n
     for n in model_names()
-    if n not in CLUSTER_MODEL_NAMES and n not in PRECODER_MODEL_NAMES and n not in FRONTHAUL_MODEL_NAMES
-]  # clustering: test_cluster_models.py; precoders and fronthaul models: tests/models/test_gnn_*.py
+    if n not in CLUSTER_MODEL_NAMES
+    and n not in PRECODER_MODEL_NAMES
+    and n not in FRONTHAUL_MODEL_NAMES
+    and n not in GAIN_MODEL_NAMES
+]  # clustering: test_cluster_models.py; precoders, fronthaul and gain-graph models: tests/models/test_gnn_*.py
 
 
 def _inputs(seed=0):

@@ -21,6 +21,9 @@ recipe (:class:`FronthaulPrimalDual`). Validation logs the mean objective
   training set of 12-16 samples (one batch per epoch) trains as long as a 12,800-sample one.
 * Defaults: the AAGNN paper's Adam, batch 64, lr 5e-3 (Sect. IV). ``lr_decay_at`` (fractions of
   ``max_steps``) and ``lr_decay`` give a step schedule (MultiStepLR per optimizer step; none by default).
+* Recipes: ``support`` set -> the ee-gnn support-regularized loss (7) with rule (8) replaces
+  -objective (``_support_step``); ``lr_final`` set -> geometric per-step decay lr -> lr_final (not
+  together with ``lr_decay_at``).
 * Checkpoints (``<out_dir>/checkpoints/best-*.ckpt`` and ``last.ckpt``) record the config and the
   cfmimo version as plain types and load with ``torch.load(..., weights_only=True)``
   (``load_unsupervised``). The model's input statistic (``input_scale``, fitted on the training
@@ -40,13 +43,15 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 from torch.utils.data import DataLoader
 
 from cfmimo import __version__
 from cfmimo.config import preset
+from cfmimo.learn.support import KappaRule, SupportConfig, support_loss
 from cfmimo.models import ModelConfig, build_model
+from cfmimo.problems.base import Allocation
 from cfmimo.rng import stream_seed
 
 __all__ = [
@@ -82,10 +87,18 @@ def _fronthaul_wsr() -> tuple[Any, Callable[[nn.Module], Any]]:
     return FronthaulWSR(), lambda model: FronthaulPolicy(model, repair=True)
 
 
+def _energy_efficiency() -> tuple[Any, Callable[[nn.Module], Any]]:
+    from cfmimo.policies.neural import EEPowerPolicy
+    from cfmimo.problems.energy_efficiency import EnergyEfficiency
+
+    return EnergyEfficiency(), EEPowerPolicy
+
+
 #: problem name -> () -> (problem, policy factory model -> Policy). Later recipes add their entry.
 PROBLEMS: dict[str, Callable[[], tuple[Any, Callable[[nn.Module], Any]]]] = {
     "sumrate_precoding": _sumrate_precoding,
     "fronthaul_wsr": _fronthaul_wsr,
+    "energy_efficiency": _energy_efficiency,
 }
 
 
@@ -118,6 +131,20 @@ class UnsupervisedConfig(_Strict):
     recipe: str | None = None
     """A name in ``RECIPES`` that owns the loss (module docstring); None = -objective (+ penalty)."""
     recipe_options: dict[str, Any] = Field(default_factory=dict)
+    lr_final: Annotated[float, Field(gt=0)] | None = None
+    """If set: the learning rate decays geometrically per step from ``lr`` to ``lr_final`` at
+    ``max_steps`` (the ee-gnn recipe: 1e-3 -> 1e-7)."""
+    support: SupportConfig | None = None
+    """If set: the support-regularized recipe (ee-gnn eqs. (5)-(8)); the policy must expose
+    ``support(instance) -> (a, ell)`` in the decision's unit (``EEPowerPolicy``)."""
+
+    @model_validator(mode="after")
+    def _one_loss_and_one_schedule(self) -> UnsupervisedConfig:
+        if self.recipe is not None and self.support is not None:
+            raise ValueError("recipe and support both replace the loss: set one of them")
+        if self.lr_final is not None and self.lr_decay_at:
+            raise ValueError("lr_final (geometric decay) and lr_decay_at (steps): set one of them")
+        return self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UnsupervisedConfig:
@@ -181,11 +208,44 @@ class UnsupervisedModule(pl.LightningModule):
         self.policy = make(self.model)
         self.penalty = penalty
         self.recipe = RECIPES[self.config.recipe](self) if self.config.recipe is not None else None
+        self.kappa_rule: KappaRule | None = None  # the support recipe's eq. (8) state (first step)
+        self._u_generator = torch.Generator().manual_seed(stream_seed(self.config.seed, "unsupervised/u"))
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, tuple):  # (instance, training-sample indices) for per-instance recipes
             return move_instance(batch[0], device), batch[1].to(device)
         return move_instance(batch, device)
+
+    def _support_step(self, batch: Any) -> torch.Tensor:
+        """Negative loss (7) with S Monte Carlo powers p = clip(a + ell u, 0, cap) and kappa by
+        rule (8) (``cfmimo.learn.support``); psi on cap-normalized widths."""
+        support = self.config.support
+        assert support is not None
+        if self.kappa_rule is None:
+            self.kappa_rule = KappaRule(support, num_samples=self.config.train_samples)
+        a, ell = self.policy.support(batch)  # [B, L, K] in the decision's unit (mW), 0 on unserved
+        cap = batch.cap.to(a.dtype)[..., None].expand_as(a)
+        S, B = support.samples, batch.batch
+        repeated = batch.take(torch.arange(B, device=a.device).repeat(S))  # sample-major, as p
+        index = torch.tensor(batch.indices, dtype=torch.long)
+        if support.per_sample and int(index.max()) >= self.config.train_samples:
+            raise ValueError("per-sample kappa needs batch indices < train_samples")
+        kappa = self.kappa_rule.kappa[index if support.per_sample else 0].to(a)
+        loss, parts = support_loss(
+            lambda p: self.problem.objective(repeated, Allocation(link_power=p)),
+            a,
+            ell,
+            cap,
+            kappa,
+            S,
+            generator=self._u_generator,
+        )
+        self.kappa_rule.update(parts["psi"], index)
+        self.log("train_objective", parts["expected_objective"].mean(), prog_bar=True, batch_size=B)
+        self.log("train_psi", parts["psi"].mean(), batch_size=B)
+        self.log("train_kappa", kappa.mean(), batch_size=B)
+        self.log("train_loss", loss, batch_size=B)
+        return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         index = None
@@ -197,6 +257,8 @@ class UnsupervisedModule(pl.LightningModule):
                 self.log(name, value, prog_bar=name == "train_objective", batch_size=batch.batch)
             self.log("train_loss", loss, batch_size=batch.batch)
             return loss
+        if self.config.support is not None:
+            return self._support_step(batch)
         allocation = self.policy(batch)
         objective = self.problem.objective(batch, allocation).mean()
         loss = -objective
@@ -221,8 +283,16 @@ class UnsupervisedModule(pl.LightningModule):
             for name, value in self.recipe.validation_logs(self, batch).items():
                 self.log(f"val/{name}", value, batch_size=n)
 
+        width = allocation.info.get("support_width") if allocation.info else None
+        if isinstance(width, torch.Tensor):
+            self.log("val/support_width", width.mean(), batch_size=n)
+
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        if self.config.lr_final is not None:  # the ee-gnn recipe: geometric decay lr -> lr_final
+            gamma = (self.config.lr_final / self.config.lr) ** (1.0 / self.config.max_steps)
+            schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
         if not self.config.lr_decay_at:
             return optimizer
         milestones = sorted({max(1, int(f * self.config.max_steps)) for f in self.config.lr_decay_at})
@@ -289,6 +359,8 @@ def train_unsupervised(
         module.model.fit_inputs(train)
     elif hasattr(module.model, "fit_input_scale"):
         module.model.fit_input_scale(train.h, train.association, train.p_max, train.noise)
+    elif hasattr(module.model, "fit_input_stats"):  # gain-graph models (eq. (13) of ee-gnn)
+        module.model.fit_input_stats(train.gains, train.serving)
     with torch.no_grad():
         initial = float(module.problem.objective(val, module.policy(val)).mean())
         initial_logs = (

@@ -59,6 +59,14 @@ class ModelConfig(BaseModel):
     """N of the fixed-N precoders (SUNet-like CNN, GNN of ref. [16]); the equivariant ones take any N."""
     num_ues: Annotated[int, Field(gt=0)] = 4
     """K of the fixed-size fronthaul DNN (egat-fronthaul ref. [40]); with ``num_aps`` and ``antennas``."""
+    # EE GNN with nested SINRnets (cfmimo.models.gnn.ee, ee-gnn eqs. (10)-(11), (13)): width = d_mod
+    # per SINRnet category, ``sinr_depth`` layers per SINRnet (phi and gamma), ``rounds`` of (10).
+    sinr_depth: Annotated[int, Field(gt=0)] = 2
+    rounds: Annotated[int, Field(gt=0)] = 2
+    norm_eps_mean: float = 0.0
+    """eps of eq. (13): the log-gain mean used is mu - eps (0 = standardization)."""
+    norm_eps_std: Annotated[float, Field(ge=0)] = 0.0
+    """eps' of eq. (13): the log-gain std used is sigma - eps' (must stay > 0)."""
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:

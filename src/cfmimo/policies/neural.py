@@ -347,3 +347,44 @@ class FronthaulPolicy:
             with torch.no_grad():
                 alloc = FronthaulWSR().repair(instance, alloc)
         return alloc
+
+
+@dataclass
+class EEPowerPolicy:
+    """A gain-graph model (``cfmimo.models.gnn.ee`` contract: ``model(gains, serving) -> (a, ell)`` as
+    fractions of the cap) as a policy for ``EEInstance``s: instance -> Allocation(link_power) in mW,
+    in the instance's dtype and device.
+
+    ``power="low"`` (the paper's test-time power, Sect. IV): p = a cap (= alpha_delta(H)); ``"midpoint"``
+    (ablation): p = (a + ell / 2) cap. Both are clipped to [0, cap] and zero on unserved links, so the
+    allocation is feasible. ``info`` carries the support (``a_mw``, ``ell_mw``) and its mean
+    cap-normalized width over served links (``support_width``).
+    """
+
+    model: nn.Module
+    power: str = "low"
+
+    def __post_init__(self) -> None:
+        if self.power not in ("low", "midpoint"):
+            raise ValueError(f"power must be 'low' or 'midpoint', got {self.power!r}")
+
+    def support(self, instance) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, ell) in mW on the model's device and dtype. Shapes: [B, L, K] each."""
+        device = next(iter(self.model.buffers()), next(self.model.parameters())).device
+        dtype = next(self.model.parameters()).dtype
+        a, ell = self.model(instance.gains.to(device=device, dtype=dtype), instance.serving.to(device))
+        cap = instance.cap.to(device=device, dtype=dtype)[..., None]
+        return a * cap, ell * cap
+
+    def __call__(self, instance) -> Allocation:
+        a, ell = self.support(instance)
+        cap = instance.cap.to(device=a.device, dtype=a.dtype)[..., None]
+        p = a if self.power == "low" else a + ell / 2
+        p = torch.minimum(p.clamp_min(0.0), cap) * instance.serving.to(device=a.device, dtype=a.dtype)
+        served = instance.serving.to(a.device)
+        width = ((ell / cap) * served).sum((1, 2)) / served.sum((1, 2)).clamp_min(1)
+        g = instance.gains
+        return Allocation(
+            link_power=p.to(device=g.device, dtype=g.dtype),
+            info={"a_mw": a.detach(), "ell_mw": ell.detach(), "support_width": width.detach()},
+        )

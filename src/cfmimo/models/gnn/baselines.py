@@ -38,26 +38,34 @@ from cfmimo.models.gnn.layers import (
     complex_to_channels,
     masked_aggregate,
     masked_softmax,
-    others_aggregate,
     power_head,
 )
 
 
 class SINRnetLayer(nn.Module):
-    """ee-gnn eq. (11) on links [B, L, K, C]: concat over 4 categories of mean ReLU(W_c x + b_c)."""
+    """ee-gnn eq. (11) on a grid of entries [..., R, C', C]: concat over 4 categories of the mean of
+    ReLU(W_c x + b_c) over the entry itself, the other entries of its column axis ``dims[0]``, the
+    other entries of its row axis ``dims[1]``, and the rest (both indices different).
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    ``dims=(1, 2)`` (default): links [B, L, K, C] (other APs of the UE, other UEs of the AP), used by
+    ``mrt_gnn``. ``dims=(-3, -2)``: one K x K gain matrix per AP [B, L, K, K, C] (``ee_gnn``: self,
+    column = other rows, row = other columns, rest). Every mean is over all entries (an empty set,
+    e.g. K = 1, gives zero)."""
+
+    def __init__(self, c_in: int, c_out: int, dims: tuple[int, int] = (1, 2)) -> None:
         super().__init__()
         self.maps = nn.ModuleList(nn.Linear(c_in, c_out) for _ in range(4))
+        self.dims = dims
 
     def forward(self, x: Tensor) -> Tensor:
-        one = torch.ones_like(x[..., :1])
+        d0, d1 = (d if d >= 0 else x.dim() + d for d in self.dims)
         y = [torch.relu(m(x)) for m in self.maps]
-        same_ue = others_aggregate(y[1], one, dim=1, how="mean")  # other APs of this UE
-        same_ap = others_aggregate(y[2], one, dim=2, how="mean")  # other UEs of this AP
-        L, K = x.shape[1], x.shape[2]
-        total = y[3].sum((1, 2), keepdim=True)
-        rest = total - y[3].sum(1, keepdim=True) - y[3].sum(2, keepdim=True) + y[3]  # b != l and a != k
+        L, K = x.shape[d0], x.shape[d1]
+        # others_aggregate with unit weights, without materializing weights and counts (same values)
+        same_ue = (y[1].sum(d0, keepdim=True) - y[1]) / max(L - 1, 1)  # other APs of this UE
+        same_ap = (y[2].sum(d1, keepdim=True) - y[2]) / max(K - 1, 1)  # other UEs of this AP
+        total = y[3].sum((d0, d1), keepdim=True)
+        rest = total - y[3].sum(d0, keepdim=True) - y[3].sum(d1, keepdim=True) + y[3]  # b != l and a != k
         rest = rest / max((L - 1) * (K - 1), 1)
         return torch.cat([y[0], same_ue, same_ap, rest], dim=-1)
 
