@@ -494,6 +494,12 @@ CASES = [
         ]
     ],
     Case("data-inspect-missing-folder", names=("nothing",), cli=("data", "inspect", "{tmp}/nothing")),
+    Case("simulate-K-exhausts-memory", names=("K = 200000", "GiB"), cli=("simulate", "--K", "200000")),
+    Case(
+        "solve-max-min-K-exhausts-memory",
+        names=("K = 50000", "GiB"),
+        cli=("solve", "max-min", "--K", "50000", "--setups", "2"),
+    ),
 ]
 
 if not torch.cuda.is_available():  # on a machine with a GPU this input is valid

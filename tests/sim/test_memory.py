@@ -34,3 +34,20 @@ def test_check_memory_raises_with_sizes():
     with pytest.raises(ValueError, match="K must be a positive integer"):
         estimate_statistics_bytes(0, 1, 1, 1)
     assert available_memory_bytes() > 2**26
+
+
+def test_sampling_networks_checks_memory_before_allocating(monkeypatch):
+    """A batch that cannot fit is a ValueError naming the sizes and the estimate, raised before any
+    tensor is allocated; an address-space limit (ulimit -v) counts as the available memory."""
+    import pytest
+
+    from cfmimo.config import preset
+    from cfmimo.sim import memory
+    from cfmimo.sim.network import sample_networks
+
+    monkeypatch.setattr(memory, "_address_space_left", lambda: 1 << 30)
+    assert memory.available_memory_bytes() <= 1 << 30
+    with pytest.raises(ValueError, match=r"K = 200000 UEs.*GiB"):
+        sample_networks(preset("tree-transformer", K=200_000), 1, seed=0)
+    net = sample_networks(preset("tree-transformer", K=4, realizations=5), 2, seed=0)  # small: fine
+    assert net.beta.shape == (2, 16, 4)

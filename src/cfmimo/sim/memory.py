@@ -20,8 +20,30 @@ import torch
 DEFAULT_FRACTION = 0.5
 
 
+def _address_space_left() -> int | None:
+    """Bytes left under this process's address-space limit (``ulimit -v``, RLIMIT_AS), if one is set."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        return max(0, soft - used)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+
+
 def available_memory_bytes() -> int:
-    """Memory available to new allocations (Linux: MemAvailable; elsewhere: physical memory)."""
+    """Memory available to new allocations: the smaller of what the system reports (Linux:
+    MemAvailable; elsewhere: physical memory) and what is left under an address-space limit."""
+    system = _system_memory_bytes()
+    capped = _address_space_left()
+    return system if capped is None else min(system, capped)
+
+
+def _system_memory_bytes() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
@@ -140,3 +162,40 @@ def check_memory(estimate_bytes: int, limit_bytes: int | None = None, what: str 
             f"{what} needs an estimated {estimate_bytes / 2**30:.2f} GiB, more than the limit of "
             f"{limit / 2**30:.2f} GiB; reduce the batch, the realizations, K or L (or raise the limit)"
         )
+
+
+def estimate_network_bytes(K: int, L: int, N: int, batch: int = 1, dtype: torch.dtype = torch.float32) -> int:
+    """Upper bound of the peak bytes of ``sample_networks`` for ``batch`` setups: the UE-UE distances
+    and shadowing correlation (float64 [B, K, K] and their displacement [B, K, K, 2], the factor of the
+    correlation), and the correlation matrices R [B, L, K, N, N] (complex, with their construction)."""
+    real = 8  # the layout and shadowing run in float64
+    ue_pairs = batch * K * K * real * 6
+    correlation = batch * L * K * N * N * _complex_size(dtype) * 3
+    links = batch * L * K * real * 8
+    return ue_pairs + correlation + links
+
+
+def check_scenario_memory(
+    K: int,
+    L: int,
+    N: int,
+    realizations: int,
+    batch: int = 1,
+    dtype: torch.dtype = torch.float32,
+    *,
+    limit_bytes: int | None = None,
+) -> int:
+    """Check, before anything is allocated, that sampling ``batch`` networks and their statistics fits:
+    networks plus the statistics of the smallest realization chunk (the statistics path chunks the
+    rest automatically). ValueError naming the sizes and the estimate otherwise; returns the estimate."""
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    estimate = estimate_network_bytes(K, L, N, batch, complex_dtype) + estimate_statistics_bytes(
+        K, L, N, max(1, realizations), batch, complex_dtype, chunk=1
+    )
+    check_memory(
+        estimate,
+        limit_bytes,
+        what=f"sampling {batch} setup(s) with K = {K} UEs, L = {L} APs, N = {N} antennas, "
+        f"{realizations} realizations",
+    )
+    return estimate

@@ -40,7 +40,7 @@ from cfmimo.sim.geometry import (
     link_angles,
     uniform_positions,
 )
-from cfmimo.sim.memory import statistics_chunk
+from cfmimo.sim.memory import check_scenario_memory, statistics_chunk
 from cfmimo.sim.pathloss import pathloss_gain_db, shadowing_db
 from cfmimo.sim.pilots import assign_pilots
 from cfmimo.sim.uatf import (
@@ -232,6 +232,8 @@ def sample_networks(
     """Draw ``batch`` setups with global sample indices first_index, ..., first_index + batch - 1."""
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    # before any allocation: a batch that cannot fit is an error naming the sizes, not an OOM kill
+    check_scenario_memory(scenario.K, scenario.L, scenario.N, scenario.realizations, batch, dtype)
     indices = sample_indices(first_index, batch)
     ap, ue = sample_layout(scenario, indices, seed, dtype, device)
     return networks_from_positions(scenario, ap, ue, seed=seed, indices=indices)
