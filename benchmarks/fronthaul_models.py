@@ -30,7 +30,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cfmimo.config import preset
-from cfmimo.learn.unsupervised import UnsupervisedModule, fronthaul_config, move_instance
+from cfmimo.learn.fronthaul_recipe import fronthaul_config
+from cfmimo.learn.unsupervised import UnsupervisedModule, move_instance
 from cfmimo.models import ModelConfig, build_model, count_parameters
 from cfmimo.models.gnn.fronthaul import FRONTHAUL_MODEL_NAMES
 from cfmimo.problems.fronthaul_wsr import FronthaulWSR

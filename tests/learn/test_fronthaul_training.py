@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from cfmimo.config import preset
+from cfmimo.learn.fronthaul_recipe import fronthaul_config
 from cfmimo.learn.unsupervised import (
     UnsupervisedModule,
-    fronthaul_config,
     load_unsupervised,
     sample_sets,
     train_unsupervised,
