@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -35,23 +33,7 @@ from cfmimo.learn.unsupervised import UnsupervisedModule, move_instance
 from cfmimo.models import ModelConfig, build_model, count_parameters
 from cfmimo.models.gnn.fronthaul import FRONTHAUL_MODEL_NAMES
 from cfmimo.problems.fronthaul_wsr import FronthaulWSR
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from cfmimo.timing import median_seconds
 
 
 def _model(name: str, K: int) -> torch.nn.Module:
@@ -93,7 +75,9 @@ def main() -> None:
             m = _model(name, K).to(device).eval()
             m.fit_inputs(inst)
             with torch.inference_mode():
-                seconds = _timed(lambda m=m, inst=inst: m.forward_instance(inst), device, args.repeats)
+                seconds = median_seconds(
+                    lambda m=m, inst=inst: m.forward_instance(inst), device, args.repeats
+                )
             entry["latency_ms"][K] = {"per_batch": 1e3 * seconds, "per_sample": 1e3 * seconds / args.batch}
         cfg = fronthaul_config(model=dict(name=name), train_samples=args.train_batch, val_samples=8)
         module = UnsupervisedModule(cfg.to_dict()).to(device)
@@ -109,7 +93,7 @@ def main() -> None:
             loss.backward()
             optimizer.step()
 
-        seconds = _timed(step, device, args.train_steps)
+        seconds = median_seconds(step, device, args.train_steps)
         entry["training"] = {
             "steps_per_s": 1.0 / seconds,
             "batch": train.batch,

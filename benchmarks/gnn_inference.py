@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import torch
 
@@ -26,23 +24,7 @@ from cfmimo.models import ModelConfig, build_model, count_parameters
 from cfmimo.models.gnn import PRECODER_MODEL_NAMES
 from cfmimo.policies.neural import PrecoderPolicy
 from cfmimo.problems.sumrate_precoding import SumRatePrecoding
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from cfmimo.timing import median_seconds
 
 
 def main() -> None:
@@ -69,7 +51,7 @@ def main() -> None:
         for K, inst in instances.items():
             args_ = (inst.h, inst.association, inst.p_max, inst.noise)
             with torch.inference_mode():
-                seconds = _timed(lambda a=args_, m=model: m(*a), device, args.repeats)
+                seconds = median_seconds(lambda a=args_, m=model: m(*a), device, args.repeats)
             entry["latency_ms"][K] = {"per_batch": 1e3 * seconds, "per_sample": 1e3 * seconds / args.batch}
         result["models"][name] = entry
         # training steps/s at K = 8 (or the largest K asked for below it), batch 64
@@ -85,7 +67,7 @@ def main() -> None:
             loss.backward()
             optimizer.step()
 
-        seconds = _timed(step, device, args.train_steps)
+        seconds = median_seconds(step, device, args.train_steps)
         result["training"][name] = {"steps_per_s": 1.0 / seconds, "batch": train.batch, "K": K}
         print(json.dumps({name: entry, "training": result["training"][name]}), flush=True, file=sys.stderr)
     print(json.dumps(result, indent=1))

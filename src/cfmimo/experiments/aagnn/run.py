@@ -225,17 +225,11 @@ def latency(model: torch.nn.Module, instance, batch: int, repeats: int, device: 
     model = model.to(device).eval()
     part = move_instance(instance.take(slice(0, batch)), device)
     args = (part.h, part.association, part.p_max, part.noise)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    times = []
-    for i in range(repeats + 1):  # one warm-up
-        sync()
-        start = time.perf_counter()
-        model(*args)
-        sync()
-        if i:
-            times.append(1e3 * (time.perf_counter() - start))
+    from cfmimo.timing import median_seconds
+
+    ms = 1e3 * median_seconds(lambda: model(*args), device, repeats)
     model.to("cpu")
-    return statistics.median(times)
+    return ms
 
 
 # ------------------------------------------------------------------------------------ experiment
