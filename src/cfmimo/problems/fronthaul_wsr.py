@@ -31,7 +31,7 @@ from torch import Tensor
 
 from cfmimo.config import Scenario
 from cfmimo.problems.base import Allocation, DecisionSpec, Problem, relative_excess
-from cfmimo.sim.instantaneous import binary_mask, per_ap_power, sinr
+from cfmimo.sim.instantaneous import binary_mask, check_channel, per_ap_power, sinr
 from cfmimo.sim.network import sample_perfect_csi
 
 __all__ = ["FronthaulInstance", "FronthaulWSR", "fronthaul_instance", "loads"]
@@ -69,13 +69,7 @@ class FronthaulInstance:
     bandwidth_hz: float
 
     def __post_init__(self) -> None:
-        h = self.h
-        if not isinstance(h, Tensor):
-            raise TypeError(f"h must be a complex torch.Tensor [B, L, K, N], got {type(h).__name__}")
-        if not h.is_complex():
-            raise TypeError(f"h must be a complex tensor [B, L, K, N], got dtype {h.dtype}")
-        if h.dim() != 4 or min(h.shape) < 1:
-            raise ValueError(f"h must have shape [B, L, K, N], got {tuple(h.shape)}")
+        h = check_channel(self.h)
         B, L, K, _ = h.shape
         rd = h.real.dtype
         _real("weights", self.weights, (B, K), "[B, K]", rd)

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from cfmimo.config import Scenario
 from cfmimo.problems.base import Allocation, DecisionSpec, Problem, relative_excess
-from cfmimo.sim.instantaneous import rate, sinr
+from cfmimo.sim.instantaneous import check_channel, rate, sinr
 from cfmimo.sim.network import sample_perfect_csi
 
 __all__ = ["PrecodingInstance", "SumRatePrecoding", "permute_precoder_antennas", "precoding_instance"]
@@ -78,13 +78,7 @@ class PrecodingInstance:
     weights: Tensor
 
     def __post_init__(self) -> None:
-        h = self.h
-        if not isinstance(h, Tensor):
-            raise TypeError(f"h must be a complex torch.Tensor [B, L, K, N], got {type(h).__name__}")
-        if not h.is_complex():
-            raise TypeError(f"h must be a complex tensor [B, L, K, N], got dtype {h.dtype}")
-        if h.dim() != 4 or min(h.shape) == 0:
-            raise ValueError(f"h must have shape [B, L, K, N] (4 non-empty dims), got {tuple(h.shape)}")
+        h = check_channel(self.h)
         B, L, K, _ = h.shape
         a = self.association
         if not isinstance(a, Tensor):

@@ -66,6 +66,18 @@ def _check_complex(name: str, t: object, what: str) -> Tensor:
     return t
 
 
+def check_channel(h: object, name: str = "h") -> Tensor:
+    """One perfect-CSI channel per instance: a complex tensor [B, L, K, N] with no empty dimension
+    (TypeError/ValueError naming ``name`` otherwise). The instance checks of every family use it."""
+    if not isinstance(h, Tensor):
+        raise TypeError(f"{name} must be a complex torch.Tensor [B, L, K, N], got {type(h).__name__}")
+    if not h.is_complex():
+        raise TypeError(f"{name} must be a complex tensor [B, L, K, N], got dtype {h.dtype}")
+    if h.dim() != 4 or min(h.shape) == 0:
+        raise ValueError(f"{name} must have shape [B, L, K, N] (4 non-empty dims), got {tuple(h.shape)}")
+    return h
+
+
 def _check_pair(h: Tensor, w: Tensor) -> None:
     _check_complex("h", h, "[..., L, K, N]")
     _check_complex("w", w, "[..., L, K, N]")
