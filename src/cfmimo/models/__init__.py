@@ -106,6 +106,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def model_uses_gains(name: str) -> bool:
+    """Whether the registered model ``name`` takes the large-scale gains ``gain_db`` as input
+    (``cfmimo.models.gain_aware``)."""
+    _load_builtin()
+    return bool(getattr(_REGISTRY.get(name), "uses_gains", False))
+
+
 def _load_builtin() -> None:
     # Importing the modules registers their models (kept lazy so `cfmimo.models` imports fast).
     import importlib
@@ -116,6 +123,7 @@ def _load_builtin() -> None:
         "cfmimo.models.token_models",
         "cfmimo.models.cluster_models",
         "cfmimo.models.gnn",
+        "cfmimo.models.gain_aware",
     ):
         try:
             importlib.import_module(module)
