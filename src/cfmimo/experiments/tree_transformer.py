@@ -105,15 +105,14 @@ STUDY_SETTINGS = {
 }
 
 
-def study_setting(config: TreeTransformerConfig) -> str | None:
-    """The study setting (a-d) a config runs: its deployment and whether its Tree-Transformer
-    takes gains ("tree_transformer_gain" in ``models``); None for other combinations (e.g. the
-    gain-aware model on a site, reported but not one of the four settings)."""
-    gains = "tree_transformer_gain" in config.models
-    for key, (deployment, model) in STUDY_SETTINGS.items():
-        if deployment == config.deployment and (model == "tree_transformer_gain") == gains:
+def study_setting(deployment: str, model: str) -> str:
+    """The study setting (a-d) of a tree model under a deployment; other pairs get a descriptive
+    label (e.g. "c+gains": the gain-aware model on the site, the upper reference of setting c)."""
+    for key, pair in STUDY_SETTINGS.items():
+        if pair == (deployment, model):
             return key
-    return None
+    base = next(k for k, (d, m) in STUDY_SETTINGS.items() if d == deployment and m == "tree_transformer")
+    return f"{base}+gains" if model == "tree_transformer_gain" else f"{base}:{model}"
 
 
 def specs(config: TreeTransformerConfig) -> tuple[DatasetSpec, DatasetSpec]:
@@ -389,13 +388,13 @@ def run(
     )
     ref_gaps = reference_gaps(references)
     study = {
-        "setting": study_setting(config),
         "deployment": config.deployment,
         "deployment_seed": None if config.deployment == "book" else config.deployment_seed,
         "test_sizes": len(test),
+        # worst-UE (min_) and mean per-UE (mean_) SE gaps to the max-min optimum, UL and DL
         "models": {
-            n: gaps(n) for n in trained if _any_L(n)
-        },  # worst-UE (min_) and mean per-UE (mean_) SE gaps to the max-min optimum, UL and DL
+            n: {"setting": study_setting(config.deployment, n), **gaps(n)} for n in trained if _any_L(n)
+        },
         "references": ref_gaps,
     }
     write_csv(out / "position_references.csv", list(references[0]), [list(r.values()) for r in references])
@@ -537,33 +536,32 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
 
 
 STUDY_TEXT = {
-    "a": "(a) the book's drops: APs, UEs and shadowing redrawn for every setup",
-    "b": "(b) a fixed AP layout (deployment_seed), shadowing drawn per drop",
-    "c": "(c) a site: fixed AP layout and a fixed shadowing field; test UEs are new positions on it",
-    "d": "(d) gain-aware inputs (positions + large-scale gains) under the book's drops",
+    "book": "the book's drops: APs, UEs and shadowing redrawn for every setup (settings a, d)",
+    "fixed": "a fixed AP layout (deployment_seed), shadowing drawn per drop (setting b)",
+    "site": "a site: fixed AP layout and a fixed shadowing field; test UEs are new positions on it (setting c)",
 }
 
 
 def study_lines(study: dict[str, Any] | None) -> list[str]:
-    """The report's study section: SE gaps of the models and the positions-only references."""
+    """The report's study section: SE gaps of the tree models and the positions-only references."""
     if not study:
         return []
-    setting = study.get("setting")
-    title = STUDY_TEXT.get(setting, f"deployment {study['deployment']}")
     lines = [
         "",
         "## Site study (issue 15): SE gaps to the max-min optimum",
         "",
-        f"Setting {title}; {study['test_sizes']} test sizes. Gaps in b/s/Hz averaged over the test sizes: "
-        "worst UE (the max-min objective; the paper's 'within 0.12' read on it) and mean per-UE SE "
-        "(negative when an allocation trades fairness for the mean).",
+        f"Deployment: {STUDY_TEXT[study['deployment']]}; {study['test_sizes']} test sizes. Gaps in "
+        "b/s/Hz averaged over the test sizes: worst UE (the max-min objective; the paper's 'within "
+        "0.12' read on it) and mean per-UE SE (negative when an allocation trades fairness for the "
+        "mean). Settings: (a) book drops, (b) fixed AP layout, (c) site with a fixed shadowing field, "
+        "(d) gain-aware inputs under (a); 'c+gains' is the gain-aware model on the site.",
         "",
-        "| allocation | worst-UE gap UL | worst-UE gap DL | mean gap UL | mean gap DL |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| allocation | setting | worst-UE gap UL | worst-UE gap DL | mean gap UL | mean gap DL |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, g in study["models"].items():
         lines.append(
-            f"| {name} | {g['min_se_gap_ul']:.3f} | {g['min_se_gap_dl']:.3f} | "
+            f"| {name} | {g['setting']} | {g['min_se_gap_ul']:.3f} | {g['min_se_gap_dl']:.3f} | "
             f"{g['mean_se_gap_ul']:.3f} | {g['mean_se_gap_dl']:.3f} |"
         )
     refs = study["references"]
@@ -575,7 +573,7 @@ def study_lines(study: dict[str, Any] | None) -> list[str]:
     for name, label in labels.items():
         if f"{name}_gap_ul" in refs:
             lines.append(
-                f"| {label} | {refs[f'{name}_gap_ul']:.3f} | {refs[f'{name}_gap_dl']:.3f} | "
+                f"| {label} | reference | {refs[f'{name}_gap_ul']:.3f} | {refs[f'{name}_gap_dl']:.3f} | "
                 f"{refs[f'{name}_mean_gap_ul']:.3f} | {refs[f'{name}_mean_gap_dl']:.3f} |"
             )
     return lines
