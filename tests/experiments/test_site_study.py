@@ -53,7 +53,9 @@ def test_train_and_test_share_the_site_and_its_gains():
 
 def test_a_site_seed_on_another_area_is_an_error_naming_the_field():
     site = deployment_scenario(specs(TreeTransformerConfig(**TINY))[0].scenario, "site", 2)
-    with pytest.raises(ValueError, match=r"test set: .*deployment_seed = 2 was built for area_side_m = 500.0"):
+    with pytest.raises(
+        ValueError, match=r"test set: .*deployment_seed = 2 was built for area_side_m = 500.0"
+    ):
         check_same_site(site, site.with_(area_side_m=800.0), what="test set")
     with pytest.raises(ValueError, match="deployment_seed"):
         check_same_site(site, site.with_(deployment_seed=3))
@@ -73,7 +75,12 @@ def test_settings_and_cli_overrides():
     assert study_setting("site", "tree_transformer_gain") == "c+gains"
     base = TreeTransformerConfig.quick()
     c = reproduce_overrides(base, "site", ["deployment_seed=7", "models=[tree_transformer_gain]"])
-    assert (c.deployment, c.deployment_seed, c.models, c.mode) == ("site", 7, ["tree_transformer_gain"], "quick")
+    assert (c.deployment, c.deployment_seed, c.models, c.mode) == (
+        "site",
+        7,
+        ["tree_transformer_gain"],
+        "quick",
+    )
     with pytest.raises(typer.BadParameter, match="deployment"):
         reproduce_overrides(base, "moon", [])
     with pytest.raises(typer.BadParameter, match="epochz"):
