@@ -60,3 +60,38 @@ def test_checkpoint_without_gain_normalization_is_refused(gain_run, tmp_path):
     torch.save(ckpt, bad)
     with pytest.raises(ValueError, match=r"no-gain-norm\.ckpt.*gain_norm.*gain_norm\.std_db"):
         load_trained(bad)
+
+
+def test_gain_aware_elu_cosformer_trains_with_dynamic_supervision(tmp_path):
+    from cfmimo.config import preset
+    from cfmimo.data.generation import run_generation
+    from cfmimo.data.spec import DatasetSpec
+    from cfmimo.learn.config import TrainConfig
+
+    spec = DatasetSpec(
+        scenario=preset("elu-cosformer", realizations=4),
+        sizes=[(3, 16)],
+        samples=16,
+        shard_size=16,
+        seed=2,
+        labels=False,
+    )
+    run_generation(spec, tmp_path / "data", scheduler="sync")
+    config = TrainConfig.from_dict(
+        {
+            "model": {"name": "elu_cosformer_gain", "d_mod": 16, "ff": 32},
+            "data": {"train": str(tmp_path / "data"), "val_fraction": 0.25, "sigma_ue_m": 1.0},
+            "trainer": {
+                "epochs": 1,
+                "batch_size": 12,
+                "accelerator": "cpu",
+                "progress_bar": False,
+                "out_dir": str(tmp_path / "run"),
+            },
+            "dynamic": {"scaler_samples": 4},
+        }
+    )
+    trained = load_trained(train(config).best_checkpoint)
+    train_groups, _ = split_validation(load_dataset(tmp_path / "data").groups, 0.25)
+    mean, std = fit_gain_norm(train_groups)
+    assert trained.model.gain_norm.to_dict() == {"mean_db": mean, "std_db": std}
