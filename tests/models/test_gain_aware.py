@@ -116,3 +116,32 @@ def test_onnx_export_takes_raw_gains(tmp_path):
     result = export_onnx(_model("tree_transformer_gain"), tmp_path / "tt_gain.onnx")
     assert result["dynamic"]["gain_db"] == ["B", "L", "K"]
     assert max(result["parity"].values()) < 1e-5
+
+
+def test_gain_aware_policy_meets_the_policy_contract_and_reads_the_instance_gains():
+    from cfmimo.config import preset
+    from cfmimo.data.transforms import PowerScaler
+    from cfmimo.policies.neural import PositionPowerPolicy
+    from cfmimo.problems.maxmin_power import MaxMinPower
+    from cfmimo.testing import assert_policy
+
+    g = torch.Generator().manual_seed(0)
+    scaler = PowerScaler().fit(torch.rand(100, 6, generator=g) * 100, torch.rand(100, 6, generator=g) * 600)
+    policy = PositionPowerPolicy(_model("tree_transformer_gain"), scaler)
+    for constraint in ("sum", "per_ap"):
+        inst = MaxMinPower(dl_constraint=constraint).sample(
+            preset("tree-transformer", K=6, realizations=10), 4, seed=0, dtype=torch.float64
+        )
+        # feasibility, dtype/device, sub-batch and single-sample consistency (the tree is UE-order-
+        # dependent, so no UE-permutation check; power decisions have no AP axis)
+        alloc = assert_policy(MaxMinPower(), policy, inst, permutation=False, rtol=1e-5, atol=1e-4)
+        with torch.no_grad():
+            want = policy.model(*_features(inst), gain_db=inst.network.gain_db.float())
+        assert torch.allclose(alloc.info["normalized"], want, atol=1e-6)
+
+
+def _features(inst):
+    from cfmimo.policies.neural import model_features
+
+    net = inst.network
+    return model_features(net.ue_positions.float(), net.ap_positions.float())
