@@ -15,6 +15,10 @@ Joint clustering + power models (``cfmimo.models.cluster_models``, the elu-cosfo
 the same inputs and return a ``ClusterPowerOutput`` instead: mask scores [B, L, K] (eq. (15)) and
 the same normalized powers [B, K, 2] in ``.power``.
 
+Gain-aware variants (``cfmimo.models.gain_aware``: "tree_transformer_gain", "elu_cosformer_gain")
+take one more input, ``gain_db`` [B, L, K] (large-scale gains over noise in dB, keyword), and carry
+their gain normalization as buffers; ``model_uses_gains(name)`` tells them apart.
+
 ``build_model(ModelConfig(name=..., ...))`` builds a registered model; constructor vocabulary is
 shared: ``d_enc``, ``d_mod``, ``heads``, ``layers``, ``ff``, ``dropout``, ``features``, ``num_aps``.
 """

@@ -70,7 +70,7 @@ def fit_gain_norm(groups: Mapping[object, Mapping[str, torch.Tensor]]) -> tuple[
 class GainNorm(nn.Module):
     """g = (gain_db − μ) / σ with (μ, σ) as buffers ``mean_db``, ``std_db`` (NaN until ``set``).
 
-    Shapes: gain_db [B, L, K] -> [B, L, K] in the dtype of the buffers' caller input.
+    Shapes: gain_db [B, L, K] (dB) -> [B, L, K] in gain_db's dtype.
     """
 
     def __init__(self) -> None:
