@@ -6,7 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -392,7 +392,8 @@ def data_generate(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="Dataset preset: tree-transformer-train, tree-transformer-test, elu-cosformer-train."
+            help="Dataset preset: tree-transformer-train, tree-transformer-test, elu-cosformer-train, "
+            "tree-transformer-{site,fixed}-{train,test}."
         ),
     ] = None,
     spec_file: Annotated[
@@ -676,6 +677,32 @@ REPRODUCTIONS = {
 }
 
 
+def reproduce_overrides(config: Any, deployment: str | None, overrides: list[str]) -> Any:
+    """The reproduction config with ``--deployment`` and ``--set KEY=VALUE`` applied (validated by
+    the config's own model; an unknown key or a bad value is a BadParameter naming it)."""
+    import yaml
+
+    update: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            update[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise typer.BadParameter(f"--set {key}: not a YAML value: {err}") from None
+    if deployment is not None:
+        if "deployment" not in type(config).model_fields:
+            raise typer.BadParameter(f"--deployment: {type(config).__name__} has no deployment option")
+        update["deployment"] = deployment
+    if not update:
+        return config
+    try:
+        return type(config).model_validate({**config.model_dump(), **update})
+    except ValueError as err:
+        raise typer.BadParameter(f"--set/--deployment: {' '.join(str(err).split())}") from None
+
+
 @app.command()
 def reproduce(
     paper: Annotated[str, typer.Argument(help=f"Paper to reproduce: {', '.join(REPRODUCTIONS)}.")],
@@ -696,6 +723,20 @@ def reproduce(
             help="Stop after data and training (e.g. on a GPU machine); rerun without it, same --out, to evaluate.",
         ),
     ] = False,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            help="tree-transformer: 'book' (drops), 'fixed' (one AP layout) or 'site' (layout + shadowing field).",
+        ),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a reproduction config field, KEY=VALUE (YAML value), e.g. --set deployment_seed=3 "
+            "--set 'models=[tree_transformer_gain]'.",
+        ),
+    ] = None,
 ) -> None:
     """Reproduce a paper end to end: data, training, evaluation, figures, tables and claims."""
     if paper not in REPRODUCTIONS:
@@ -708,6 +749,7 @@ def reproduce(
     module = importlib.import_module(module_name)
     config_type = getattr(module, config_name)
     config = config_type.quick() if quick else config_type()
+    config = reproduce_overrides(config, deployment, overrides or [])
     folder = out or Path("runs") / f"{paper}-{config.mode}"
     results = module.run(
         config,

@@ -8,6 +8,7 @@ import torch
 
 from cfmimo.models import ModelConfig, build_model, model_names
 from cfmimo.models.cluster_models import CLUSTER_MODEL_NAMES
+from cfmimo.models.gain_aware import GAIN_INPUT_MODEL_NAMES
 from cfmimo.models.gnn import GAIN_MODEL_NAMES, PRECODER_MODEL_NAMES
 from cfmimo.models.gnn.fronthaul import FRONTHAUL_MODEL_NAMES
 
@@ -20,7 +21,8 @@ POWER_MODELS = [
     and n not in PRECODER_MODEL_NAMES
     and n not in FRONTHAUL_MODEL_NAMES
     and n not in GAIN_MODEL_NAMES
-]  # clustering: test_cluster_models.py; precoders, fronthaul and gain-graph models: tests/models/test_gnn_*.py
+    and n not in GAIN_INPUT_MODEL_NAMES
+]  # clustering: test_cluster_models.py; gain-aware: test_gain_aware.py; precoders, fronthaul and gain-graph models: tests/models/test_gnn_*.py
 
 
 def _inputs(seed=0):

@@ -121,10 +121,49 @@ def _elu_train() -> DatasetSpec:
     )
 
 
+#: deployments of the site study (issue 15): book drops, a fixed AP layout, a site with a field
+DEPLOYMENTS = ("book", "fixed", "site")
+
+
+def deployment_scenario(scenario: Scenario, deployment: str, deployment_seed: int = 0) -> Scenario:
+    """``scenario`` under one of ``DEPLOYMENTS``: "book" (unchanged: APs, UEs and shadowing redrawn
+    per sample), "fixed" (one AP layout per ``deployment_seed``, shadowing still drawn per sample,
+    as the Tree-Transformer authors' data), "site" (the fixed layout and one shadowing field per
+    AP, so a place always has the same gains)."""
+    if deployment not in DEPLOYMENTS:
+        raise ValueError(f"deployment must be one of {', '.join(DEPLOYMENTS)}, got {deployment!r}")
+    if deployment == "book":
+        return scenario
+    return scenario.with_(
+        ap_deployment="fixed", deployment_seed=deployment_seed, shadowing_field=deployment == "site"
+    )
+
+
+def _tree_site_train(deployment: str = "site") -> DatasetSpec:
+    """Site training set: as ``tree-transformer-train`` (5 x 8000, L = 16) on site
+    ``deployment_seed`` 0 (fixed AP layout and, for "site", a fixed shadowing field)."""
+    base = _tree_train()
+    return base.model_copy(update={"scenario": deployment_scenario(base.scenario, deployment)})
+
+
+def _tree_site_test(deployment: str = "site") -> DatasetSpec:
+    """Site test set: new UE positions on the training site, K = 2..40, L = 16, 200 each (seed 1)."""
+    return DatasetSpec(
+        scenario=deployment_scenario(preset("tree-transformer"), deployment),
+        sizes=[(k, 16) for k in range(2, 41)],
+        samples=200,
+        seed=1,
+    )
+
+
 DATASET_PRESETS = {
     "tree-transformer-train": _tree_train,
     "tree-transformer-test": _tree_test,
     "elu-cosformer-train": _elu_train,
+    "tree-transformer-site-train": _tree_site_train,
+    "tree-transformer-site-test": _tree_site_test,
+    "tree-transformer-fixed-train": lambda: _tree_site_train("fixed"),
+    "tree-transformer-fixed-test": lambda: _tree_site_test("fixed"),
 }
 
 

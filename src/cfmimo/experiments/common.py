@@ -75,6 +75,7 @@ def predict_group(
             sigma_ue_m=sigma_ue_m,
             sigma_ap_m=sigma_ap_m,
             seed=seed,
+            gain_db=group["gain_db"][sl] if "gain_db" in group else None,
         )
         outs_ul.append(p_ul.clamp(max=ul_power_mw))
         outs_dl.append(p_dl)
@@ -105,10 +106,13 @@ def latency_ms(
     model.eval()
     g = torch.Generator().manual_seed(seed)
     ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
+    extra = {}
+    if getattr(model, "uses_gains", False):  # gain-aware models: gains in dB (normalized inside)
+        extra["gain_db"] = -60.0 * torch.rand(1, L, K, generator=g) + 40.0
     times = []
     for i in range(warmup + repeats):
         start = time.perf_counter()
-        model(*model_features(ue, ap))
+        model(*model_features(ue, ap), **extra)
         if i >= warmup:
             times.append(1e3 * (time.perf_counter() - start))
     return statistics.median(times)

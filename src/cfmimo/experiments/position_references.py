@@ -10,6 +10,16 @@ channels of stored samples (regenerated from their scenario, seed and index):
 
 Their gap to the optimum's worst-UE SE is the context for the tree-transformer paper's "within
 0.12 b/s/Hz of the optimal SE" claim: any model that sees only positions faces the same shadowing.
+
+On a site with a fixed shadowing field (``Scenario.shadowing_field``) positions DO determine the
+gains, up to the position noise the models see (tree-transformer eq. (10)). A third reference,
+``noisy_site`` (with ``sigma_ue_m`` > 0 on such a site), is the exact max-min optimum computed from
+the site's gains read at the noisy UE positions the model gets (same noise streams as
+``experiments.common.predict_group``; positions clamped into the area): what a perfect
+positions-only model of that site could reach.
+
+Every reference reports the worst-UE SE (the max-min objective; keys ``{name}_{link}``) and the mean
+per-UE SE (``{name}_mean_{link}``) averaged over the samples.
 """
 
 from __future__ import annotations
@@ -30,14 +40,21 @@ def position_only_references(
     groups: Mapping[tuple[int, int], Mapping[str, torch.Tensor]],
     sizes: Sequence[tuple[int, int]],
     samples: int,
+    *,
+    sigma_ue_m: float = 0.0,
+    noise_seed: int = 0,
 ) -> list[dict[str, float]]:
-    """Per size (K, L): the mean worst-UE UL/DL SE of the optimum and of the two references
-    (module docstring) over the first ``samples`` stored samples.
+    """Per size (K, L): the mean worst-UE and mean per-UE UL/DL SE of the optimum and of the
+    references (module docstring) over the first ``samples`` stored samples. ``sigma_ue_m``,
+    ``noise_seed``: the models' evaluation noise, for the ``noisy_site`` reference (site scenarios).
 
     Shapes: groups[(K, L)] with "ue_positions" [n, K, 2], "ap_positions" [n, L, 2],
     "sample_index" [n] -> one row per size with keys K, L, opt_ul, opt_dl, constant_ul,
-    constant_dl, shadowing_free_ul, shadowing_free_dl.
+    constant_dl, shadowing_free_ul, shadowing_free_dl (worst UE), the same with ``_mean_`` before
+    the link (mean per-UE SE), and noisy_site_* on a site with a shadowing field and noise.
     """
+    from cfmimo.policies.neural import noisy_positions
+
     problem, solver = MaxMinPower(), MaxMinClosedForm()
     rows = []
     with torch.no_grad():
@@ -55,22 +72,37 @@ def position_only_references(
             )
             free = solver(power_instance(blind, sample_channel_state(blind), combiner=spec.combiner))
             equal_dl = torch.full_like(inst.ul_budget, scenario.dl_power_per_ap_mw * L / K)
-            for name, alloc in (
+            allocations = [
                 ("opt", solver(inst)),
                 ("constant", Allocation(p_ul=inst.ul_budget.clone(), p_dl=equal_dl)),
                 ("shadowing_free", Allocation(p_ul=free.p_ul, p_dl=free.p_dl)),
-            ):
+            ]
+            if scenario.shadowing_field and sigma_ue_m > 0:
+                seen = noisy_positions(ue, sigma_ue_m, seed=noise_seed, name="eval_noise/ue", indices=index)
+                seen = seen.clamp(0.0, scenario.area_side_m)  # the site's field covers the area
+                site = networks_from_positions(scenario, ap, seen, seed=seed, indices=index)
+                guess = solver(power_instance(site, sample_channel_state(site), combiner=spec.combiner))
+                allocations.append(("noisy_site", Allocation(p_ul=guess.p_ul, p_dl=guess.p_dl)))
+            for name, alloc in allocations:
                 m = problem.metrics(inst, alloc)
-                row[f"{name}_ul"] = m["min_se_ul"].mean().item()
-                row[f"{name}_dl"] = m["min_se_dl"].mean().item()
+                for link in ("ul", "dl"):
+                    row[f"{name}_{link}"] = m[f"min_se_{link}"].mean().item()
+                    row[f"{name}_mean_{link}"] = m[f"se_{link}"].mean().item()
             rows.append(row)
     return rows
 
 
 def reference_gaps(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Average over sizes of the worst-UE SE gap of each reference to the optimum (b/s/Hz)."""
+    """Average over sizes of the SE gap of each reference to the optimum (b/s/Hz): worst UE
+    (``{name}_gap_{link}``) and mean per-UE SE (``{name}_mean_gap_{link}``, negative when the
+    reference trades fairness for a higher mean)."""
     out = {}
-    for name in ("constant", "shadowing_free"):
+    for name in ("constant", "shadowing_free", "noisy_site"):
+        if not rows or f"{name}_ul" not in rows[0]:
+            continue
         for link in ("ul", "dl"):
             out[f"{name}_gap_{link}"] = sum(r[f"opt_{link}"] - r[f"{name}_{link}"] for r in rows) / len(rows)
+            out[f"{name}_mean_gap_{link}"] = sum(
+                r[f"opt_mean_{link}"] - r[f"{name}_mean_{link}"] for r in rows
+            ) / len(rows)
     return out

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cfmimo import __version__
 from cfmimo.config import preset
-from cfmimo.data.spec import DatasetSpec
+from cfmimo.data.spec import DatasetSpec, deployment_scenario
 from cfmimo.experiments.common import (
     claim,
     ensure_dataset,
@@ -38,6 +38,7 @@ from cfmimo.experiments.common import (
 )
 from cfmimo.experiments.position_references import position_only_references, reference_gaps
 from cfmimo.models import ModelConfig, build_model, count_parameters
+from cfmimo.sim.shadowing_field import check_same_site
 
 PAPER_TABLE2 = {  # Table II of the paper (K = 40, L = 16)
     "tree_transformer": {"params": 584_354, "latency_ms": 3.57, "avg_se": 2.01},
@@ -70,6 +71,11 @@ class TreeTransformerConfig(BaseModel):
     latency_K: list[int] = [10, 100, 1000, 10_000]
     reference_samples: int = 50  # per test size, for the positions-only references
     seed: int = 0
+    # the site study (issue 15, item 4): "book" drops (the paper's setting as we read it), "fixed"
+    # (one AP layout per deployment_seed, shadowing per drop), "site" (the fixed layout and a fixed
+    # shadowing field). Off the book's drops the site has train_L APs, so the test grid is L = train_L.
+    deployment: Literal["book", "fixed", "site"] = "book"
+    deployment_seed: int = 0
 
     @classmethod
     def quick(cls) -> TreeTransformerConfig:
@@ -88,6 +94,60 @@ class TreeTransformerConfig(BaseModel):
 
 def _model_config(name: str) -> ModelConfig:
     return ModelConfig(name=name, num_aps=16)
+
+
+#: settings of the site study (issue 15, item 4): setting -> (deployment, model of the setting)
+STUDY_SETTINGS = {
+    "a": ("book", "tree_transformer"),
+    "b": ("fixed", "tree_transformer"),
+    "c": ("site", "tree_transformer"),
+    "d": ("book", "tree_transformer_gain"),
+}
+
+
+def study_setting(deployment: str, model: str) -> str:
+    """The study setting (a-d) of a tree model under a deployment; other pairs get a descriptive
+    label (e.g. "c+gains": the gain-aware model on the site, the upper reference of setting c)."""
+    for key, pair in STUDY_SETTINGS.items():
+        if pair == (deployment, model):
+            return key
+    base = next(k for k, (d, m) in STUDY_SETTINGS.items() if d == deployment and m == "tree_transformer")
+    return f"{base}+gains" if model == "tree_transformer_gain" else f"{base}:{model}"
+
+
+def specs(config: TreeTransformerConfig) -> tuple[DatasetSpec, DatasetSpec]:
+    """(training, test) dataset specs of a config: the paper's sizes under ``config.deployment``
+    (the test grid keeps only L = train_L off the book's drops: the site has train_L APs); the
+    test samples are new UE positions on the training site."""
+    base = preset("tree-transformer", realizations=config.realizations)
+    scenario = deployment_scenario(base, config.deployment, config.deployment_seed)
+    test_L = config.test_L if config.deployment == "book" else [config.train_L]
+    train = DatasetSpec(
+        scenario=scenario,
+        sizes=[(k, config.train_L) for k in config.train_K],
+        samples=config.train_samples,
+        seed=config.seed,
+    )
+    test = DatasetSpec(
+        scenario=scenario,
+        sizes=[(k, l) for l in test_L for k in config.test_K],
+        samples=config.test_samples,
+        seed=config.seed + 1,
+    )
+    check_same_site(train.scenario, test.scenario, what="test set")
+    return train, test
+
+
+def _any_L(name: str) -> bool:
+    """Tree models pool over APs (any L); the token baselines have a fixed L."""
+    return name.startswith("tree_transformer")
+
+
+def _primary(trained: dict) -> str:
+    """The model of the figures and claims: the paper's Tree-Transformer, else its gain-aware variant."""
+    return next(
+        (n for n in ("tree_transformer", "tree_transformer_gain") if n in trained), "tree_transformer"
+    )
 
 
 def run(
@@ -109,19 +169,8 @@ def run(
     start = time.perf_counter()
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    scenario = preset("tree-transformer", realizations=config.realizations)
-    train_spec = DatasetSpec(
-        scenario=scenario,
-        sizes=[(k, config.train_L) for k in config.train_K],
-        samples=config.train_samples,
-        seed=config.seed,
-    )
-    test_spec = DatasetSpec(
-        scenario=scenario,
-        sizes=[(k, l) for l in config.test_L for k in config.test_K],
-        samples=config.test_samples,
-        seed=config.seed + 1,
-    )
+    train_spec, test_spec = specs(config)
+    scenario = train_spec.scenario
     log(
         f"datasets: {len(train_spec.sizes) * train_spec.samples} training, "
         f"{len(test_spec.sizes) * test_spec.samples} test samples"
@@ -151,7 +200,7 @@ def run(
     rows, preds = [], {}
     for name, tm in trained.items():
         for (K, L), g in sorted(test.items()):
-            if name != "tree_transformer" and L != config.baselines_L:
+            if not _any_L(name) and L != config.baselines_L:
                 continue
             p_ul, p_dl = predict_group(
                 tm.model,
@@ -252,7 +301,7 @@ def run(
 
     # ---- figures
     plt = pyplot()
-    tt = "tree_transformer"
+    tt = _primary(trained)
     if tt in trained:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))  # Fig. 5: CDFs of optimal vs predicted powers
         for ax, link, j in ((axes[0], "UL", 0), (axes[1], "DL", 1)):
@@ -330,8 +379,24 @@ def run(
     # ---- context for the SE-gap claim: what positions alone can achieve
     log("positions-only references (constant powers; shadowing-free optimum)")
     references = position_only_references(
-        test_spec, test, sorted(test), min(config.reference_samples, config.test_samples)
+        test_spec,
+        test,
+        sorted(test),
+        min(config.reference_samples, config.test_samples),
+        sigma_ue_m=config.sigma_ue_m,
+        noise_seed=config.seed + 7,  # the models' evaluation noise (predict_group above)
     )
+    ref_gaps = reference_gaps(references)
+    study = {
+        "deployment": config.deployment,
+        "deployment_seed": None if config.deployment == "book" else config.deployment_seed,
+        "test_sizes": len(test),
+        # worst-UE (min_) and mean per-UE (mean_) SE gaps to the max-min optimum, UL and DL
+        "models": {
+            n: {"setting": study_setting(config.deployment, n), **gaps(n)} for n in trained if _any_L(n)
+        },
+        "references": ref_gaps,
+    }
     write_csv(out / "position_references.csv", list(references[0]), [list(r.values()) for r in references])
 
     # ---- claims
@@ -350,7 +415,7 @@ def run(
                     g_ <= 0.12,
                 )
             )
-        others = [n for n in trained if n != tt]
+        others = [n for n in trained if n != tt and n in PAPER_TABLE2]  # the paper's baselines only
         claims.append(
             claim(
                 "latency_lowest",
@@ -399,7 +464,8 @@ def run(
             "se_by_size_csv": "se_by_size.csv",
             "latency_vs_K": latency_rows,
             **({f"{tt}_{k}": v for k, v in gaps(tt).items()} if tt in trained else {}),
-            "position_references": reference_gaps(references),
+            "position_references": ref_gaps,
+            "study": study,
         },
         "claims": claims,
     }
@@ -437,6 +503,7 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
             f"same positions without shadowing {ref['shadowing_free_gap_ul']:.3f} / "
             f"{ref['shadowing_free_gap_dl']:.3f} (`position_references.csv`).",
         ]
+    lines += study_lines(results["metrics"].get("study"))
     lines += [
         "",
         "## Table II (K = 40, L = 16)",
@@ -466,3 +533,47 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
         "Tables: `se_by_size.csv`, `table2.csv`, `latency_vs_K.csv`, `fig5_power_quantiles.csv`.",
     ]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+STUDY_TEXT = {
+    "book": "the book's drops: APs, UEs and shadowing redrawn for every setup (settings a, d)",
+    "fixed": "a fixed AP layout (deployment_seed), shadowing drawn per drop (setting b)",
+    "site": "a site: fixed AP layout and a fixed shadowing field; test UEs are new positions on it (setting c)",
+}
+
+
+def study_lines(study: dict[str, Any] | None) -> list[str]:
+    """The report's study section: SE gaps of the tree models and the positions-only references."""
+    if not study:
+        return []
+    lines = [
+        "",
+        "## Site study (issue 15): SE gaps to the max-min optimum",
+        "",
+        f"Deployment: {STUDY_TEXT[study['deployment']]}; {study['test_sizes']} test sizes. Gaps in "
+        "b/s/Hz averaged over the test sizes: worst UE (the max-min objective; the paper's 'within "
+        "0.12' read on it) and mean per-UE SE (negative when an allocation trades fairness for the "
+        "mean). Settings: (a) book drops, (b) fixed AP layout, (c) site with a fixed shadowing field, "
+        "(d) gain-aware inputs under (a); 'c+gains' is the gain-aware model on the site.",
+        "",
+        "| allocation | setting | worst-UE gap UL | worst-UE gap DL | mean gap UL | mean gap DL |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, g in study["models"].items():
+        lines.append(
+            f"| {name} | {g['setting']} | {g['min_se_gap_ul']:.3f} | {g['min_se_gap_dl']:.3f} | "
+            f"{g['mean_se_gap_ul']:.3f} | {g['mean_se_gap_dl']:.3f} |"
+        )
+    refs = study["references"]
+    labels = {
+        "constant": "positions-only: constant powers",
+        "shadowing_free": "positions-only: shadowing-free optimum",
+        "noisy_site": "positions-only: exact optimum of the site at the noisy positions",
+    }
+    for name, label in labels.items():
+        if f"{name}_gap_ul" in refs:
+            lines.append(
+                f"| {label} | reference | {refs[f'{name}_gap_ul']:.3f} | {refs[f'{name}_gap_dl']:.3f} | "
+                f"{refs[f'{name}_mean_gap_ul']:.3f} | {refs[f'{name}_mean_gap_dl']:.3f} |"
+            )
+    return lines

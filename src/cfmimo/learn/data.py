@@ -19,6 +19,7 @@ from cfmimo.data.transforms import PrepareBatch
 
 __all__ = [
     "FEATURE_KEYS",
+    "GAIN_KEY",
     "BatchedDataset",
     "DistributedBucketBatchSampler",
     "balance_batches",
@@ -42,6 +43,9 @@ FEATURE_KEYS = (
 )
 #: What ``PrepareBatch`` needs to compute them (kept instead when noise is drawn per epoch).
 RAW_KEYS = ("sample_index", "ue_positions", "ap_positions", "p_ul", "p_dl")
+#: The stored large-scale gains [n, L, K] (dB), passed through unchanged to the gain-aware models
+#: (``cfmimo.models.gain_aware``), which normalize them themselves.
+GAIN_KEY = "gain_db"
 
 
 def split_validation(
@@ -97,11 +101,12 @@ def prepare_features(
     out: Groups = {}
     for (K, L), group in groups.items():
         n = int(group["sample_index"].shape[0])
-        batch = {k: group[k] for k in RAW_KEYS if k in group}
+        batch = {k: group[k] for k in (*RAW_KEYS, GAIN_KEY) if k in group}
         batch["K"] = torch.full((n,), K, dtype=torch.int64)
         batch["L"] = torch.full((n,), L, dtype=torch.int64)
         prepared = prepare(batch)
-        out[(K, L)] = select_keys({(K, L): prepared}, FEATURE_KEYS)[(K, L)]
+        keys = FEATURE_KEYS + ((GAIN_KEY,) if GAIN_KEY in group else ())  # gains pass through
+        out[(K, L)] = select_keys({(K, L): prepared}, keys)[(K, L)]
     return out
 
 

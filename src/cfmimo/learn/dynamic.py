@@ -67,7 +67,8 @@ import torch.nn.functional as F
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.transforms import PowerScaler, PrepareBatch, rescale_predictions
 from cfmimo.learn.config import DynamicConfig, TrainConfig
-from cfmimo.learn.supervised import SupervisedPowerModule, masked_squared_error
+from cfmimo.learn.supervised import SupervisedPowerModule, gain_input, masked_squared_error
+from cfmimo.models import model_uses_gains
 from cfmimo.models.cluster_models import output_clusters
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.problems.clustering_power import ClusteringInstance
@@ -175,6 +176,8 @@ def dynamic_features(
         batch["L"] = torch.full((n,), L, dtype=torch.int64)
         prepared = prepare(batch)
         out[(K, L)] = {k: prepared[k] for k in DYNAMIC_KEYS}
+        if "gain_db" in g:  # gain-aware models (cfmimo.models.gain_aware): stored gains, unchanged
+            out[(K, L)]["gain_db"] = g["gain_db"]
     return out
 
 
@@ -270,7 +273,7 @@ class DynamicSupervisionModule(SupervisedPowerModule):
         return self
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> Any:
-        return self.model(batch["ue_features"], batch["ap_features"])
+        return self.model(batch["ue_features"], batch["ap_features"], **gain_input(batch))
 
     def step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss (32) and its parts for one same-size batch (module docstring)."""
@@ -381,6 +384,8 @@ def load_dynamic_data(
     content = load_dataset(d.train, verify=d.verify)
     spec = DatasetSpec.model_validate(content.manifest["spec"])
     keys = ("sample_index", "ue_positions", "ap_positions")
+    if model_uses_gains(config.model.name):
+        keys += ("gain_db",)
     groups = {k: {n: g[n] for n in keys} for k, g in content.groups.items()}
     if d.val is not None:
         raise ValueError(

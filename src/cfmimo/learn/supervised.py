@@ -99,7 +99,13 @@ class SupervisedPowerModule(pl.LightningModule):
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Normalized (UL, DL) powers. Shapes: batch as in the class docstring -> [B, K, 2]."""
-        return self.model(batch["ue_features"], batch["ap_features"], batch["ue_mask"], batch["ap_mask"])
+        return self.model(
+            batch["ue_features"],
+            batch["ap_features"],
+            batch["ue_mask"],
+            batch["ap_mask"],
+            **gain_input(batch),
+        )
 
     def _squared_error(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         target = torch.stack([batch["p_ul_norm"], batch["p_dl_norm"]], dim=-1)  # [B, K, 2]
@@ -135,6 +141,11 @@ class SupervisedPowerModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return configure_adamw(self, self.config)
+
+
+def gain_input(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``{"gain_db": ...}`` for a batch that carries the gains (gain-aware models), else ``{}``."""
+    return {"gain_db": batch["gain_db"]} if "gain_db" in batch else {}
 
 
 def configure_adamw(module: pl.LightningModule, config: TrainConfig) -> Any:

@@ -40,8 +40,8 @@ from cfmimo.data.loaders import fit_power_scaler
 from cfmimo.data.storage import load_dataset
 from cfmimo.data.transforms import PositionFrame, PowerScaler, PrepareBatch
 from cfmimo.learn.config import TrainConfig, check_train_setup, load_train_config
-from cfmimo.learn.data import RAW_KEYS, Groups, prepare_features, select_keys, split_validation
-from cfmimo.models import ModelConfig, build_model
+from cfmimo.learn.data import GAIN_KEY, RAW_KEYS, Groups, prepare_features, select_keys, split_validation
+from cfmimo.models import ModelConfig, build_model, model_uses_gains
 from cfmimo.rng import stream_seed
 
 __all__ = ["TrainResult", "TrainedModel", "TrainingData", "load_trained", "load_training_data", "train"]
@@ -80,7 +80,8 @@ def load_training_data(
         val_groups = load_dataset(d.val, verify=d.verify).groups
     else:
         train_groups, val_groups = split_validation(train_groups, d.val_fraction)
-    train_groups, val_groups = select_keys(train_groups, RAW_KEYS), select_keys(val_groups, RAW_KEYS)
+    keys = RAW_KEYS + ((GAIN_KEY,) if model_uses_gains(config.model.name) else ())  # gain-aware models
+    train_groups, val_groups = select_keys(train_groups, keys), select_keys(val_groups, keys)
     if scaler is None:
         scaler = fit_power_scaler(train_groups)
     if frame is None and d.position_frame == "global":
@@ -210,6 +211,13 @@ def _model_from_checkpoint(ckpt: dict[str, Any], path: Path) -> tuple[nn.Module,
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"checkpoint {path}: bad saved config or scaler: {err}") from None
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    if model_uses_gains(config.model.name):
+        missing = [k for k in ("gain_norm.mean_db", "gain_norm.std_db") if k not in state]
+        if missing:
+            raise ValueError(
+                f"checkpoint {path}: the gain-aware model {config.model.name} has no gain normalization "
+                f"(missing gain_norm: {', '.join(missing)}): it cannot normalize its gain_db inputs"
+            )
     try:
         model = build_model(config.model)
         model.load_state_dict(state)
@@ -415,6 +423,12 @@ def train(
     )
     if cache is not None:
         module.attach(cache)
+    if model_uses_gains(config.model.name) and resume is None:
+        # gain-aware models hold their input normalization (training gains' mean and std) as buffers,
+        # so it travels in the checkpoint; a resumed run restores it from there
+        from cfmimo.models.gain_aware import fit_gain_norm, set_gain_norm
+
+        set_gain_norm(module.model, *fit_gain_norm(data.train))
     datamodule = PowerDataModule(
         data.train,
         data.val,

@@ -15,6 +15,10 @@ Joint clustering + power models (``cfmimo.models.cluster_models``, the elu-cosfo
 the same inputs and return a ``ClusterPowerOutput`` instead: mask scores [B, L, K] (eq. (15)) and
 the same normalized powers [B, K, 2] in ``.power``.
 
+Gain-aware variants (``cfmimo.models.gain_aware``: "tree_transformer_gain", "elu_cosformer_gain")
+take one more input, ``gain_db`` [B, L, K] (large-scale gains over noise in dB, keyword), and carry
+their gain normalization as buffers; ``model_uses_gains(name)`` tells them apart.
+
 ``build_model(ModelConfig(name=..., ...))`` builds a registered model; constructor vocabulary is
 shared: ``d_enc``, ``d_mod``, ``heads``, ``layers``, ``ff``, ``dropout``, ``features``, ``num_aps``.
 """
@@ -106,6 +110,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def model_uses_gains(name: str) -> bool:
+    """Whether the registered model ``name`` takes the large-scale gains ``gain_db`` as input
+    (``cfmimo.models.gain_aware``)."""
+    _load_builtin()
+    return bool(getattr(_REGISTRY.get(name), "uses_gains", False))
+
+
 def _load_builtin() -> None:
     # Importing the modules registers their models (kept lazy so `cfmimo.models` imports fast).
     import importlib
@@ -116,6 +127,7 @@ def _load_builtin() -> None:
         "cfmimo.models.token_models",
         "cfmimo.models.cluster_models",
         "cfmimo.models.gnn",
+        "cfmimo.models.gain_aware",
     ):
         try:
             importlib.import_module(module)

@@ -110,7 +110,10 @@ class _ClusterHeadModel(_TokenModel):
         ue_mask: torch.Tensor | None = None,
         ap_mask: torch.Tensor | None = None,
     ) -> ClusterPowerOutput:
-        z = self.encode_tokens(ue, ap, ue_mask, ap_mask)  # [B, K, d_mod]
+        return self.heads(self.encode_tokens(ue, ap, ue_mask, ap_mask), ue_mask)
+
+    def heads(self, z: torch.Tensor, ue_mask: torch.Tensor | None) -> ClusterPowerOutput:
+        """Eqs. (15), (17), (18) on Z_out. Shapes: z [B, K, d_mod], ue_mask [B, K] -> output."""
         logits = self.mask_head(z).transpose(1, 2)  # [B, L, K]
         scores = torch.sigmoid(logits)
         if ue_mask is not None:

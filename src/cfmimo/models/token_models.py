@@ -86,8 +86,11 @@ class _TokenModel(nn.Module, ABC):
         ap: torch.Tensor,
         ue_mask: torch.Tensor | None = None,
         ap_mask: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Checked inputs -> tokens -> embedding (eq. (11)) -> encoder: Z_out.
+        """Checked inputs -> tokens -> embedding (eq. (11)) -> encoder: Z_out. ``extra``
+        [B, K, d_mod] is added to the embedded tokens (the gain-aware variants' pooled link
+        descriptor, ``models.gain_aware``).
 
         Shapes: ue [B, K, 2], ap [B, L, 2], ue_mask [B, K], ap_mask [B, L] (True = real)
         -> [B, K, d_mod].
@@ -104,6 +107,8 @@ class _TokenModel(nn.Module, ABC):
         if ap_mask is not None and not bool(ap_mask.all()):
             raise ValueError("ap_mask: padded APs are not supported by the fixed-L token models")
         x = self.embedding(ue_tokens(ue, ap))  # [B, K, d_mod]
+        if extra is not None:
+            x = x + extra
         return self.encode(x, ue_mask)
 
 

@@ -146,15 +146,19 @@ class TreeTransformerPower(nn.Module):
         ap: torch.Tensor,
         ue_mask: torch.Tensor | None = None,
         ap_mask: torch.Tensor | None = None,
+        ue_extra: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused descriptors z [B, K, 2 d_enc] (steps a-c) and the refined root z'_root [B, d_mod]
-        (steps d-e)."""
+        (steps d-e). ``ue_extra`` [B, K, d_enc]: added to the UE embedding e_k (the gain-aware
+        variant's pooled link descriptor, ``models.gain_aware``)."""
         if ue.ndim != 3 or ue.shape[-1] != 2 or ap.ndim != 3 or ap.shape[-1] != 2:
             raise ValueError(
                 f"ue and ap must be [B, K, 2] and [B, L, 2], got {tuple(ue.shape)}, {tuple(ap.shape)}"
             )
         e_ap = masked_mean(self.ap_encoder(ap), ap_mask, 1)  # [B, d_enc]
         e_ue = self.ue_embedding(ue)  # [B, K, d_enc]
+        if ue_extra is not None:
+            e_ue = e_ue + ue_extra
         z = torch.cat([e_ue, e_ap.unsqueeze(1).expand_as(e_ue)], dim=-1)  # [B, K, 2 d_enc]
         if ue_mask is None:
             root = self.tree(z, torch.ones_like(ue[..., 0], dtype=torch.bool))

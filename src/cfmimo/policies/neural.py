@@ -137,9 +137,13 @@ def predict_powers(
     sigma_ue_m: float = 0.0,
     sigma_ap_m: float = 0.0,
     seed: int = 0,
+    gain_db: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Positions -> (noise) -> features -> model -> rescaler (eqs. (10)-(13)); the one inference path
-    of position-based models. Noise streams are keyed by the sample ``indices``.
+    of position-based models. Noise streams are keyed by the sample ``indices``. ``gain_db``
+    [B, L, K] (dB over noise, no noise added): the large-scale gains, required by the gain-aware
+    models (``cfmimo.models.gain_aware``, which normalize them with their stored statistics) and
+    ignored by the others.
 
     Shapes: ue [B, K, 2], ap [B, L, 2], dl_total_mw [B] or float -> (p_ul [B, K], p_dl [B, K] with
     sum = dl_total_mw, the raw model output: normalized powers [B, K, 2], or for clustering models
@@ -154,8 +158,13 @@ def predict_powers(
     ap = noisy_positions(ap.float(), sigma_ap_m, seed=seed, name="eval_noise/ap", indices=indices)
     was_training = model.training
     model.eval()
+    extra = {}
+    if getattr(model, "uses_gains", False):
+        if gain_db is None:
+            raise ValueError(f"gain_db: {type(model).__name__} takes the large-scale gains [B, L, K] (dB)")
+        extra["gain_db"] = gain_db.to(device=ue.device, dtype=ue.dtype)
     try:
-        out = model(*model_features(ue, ap, frame))
+        out = model(*model_features(ue, ap, frame), **extra)
     finally:
         model.train(was_training)
     power = check_model_output(out)  # [B, K, 2]
@@ -207,6 +216,7 @@ class PositionPowerPolicy:
             sigma_ue_m=self.sigma_ue_m,
             sigma_ap_m=self.sigma_ap_m,
             seed=self.seed,
+            gain_db=net.gain_db,
         )
         if instance.dl_constraint == "per_ap":  # ... and, for per-AP limits, scale to the most loaded AP
             p_dl = scale_to_budget(p_dl.to(dtype), instance.dl_weights, instance.dl_budget)
@@ -258,6 +268,7 @@ class ClusterPowerPolicy:
             sigma_ue_m=self.sigma_ue_m,
             sigma_ap_m=self.sigma_ap_m,
             seed=self.seed,
+            gain_db=net.gain_db,
         )
         serving = output_clusters(out, self.tau_p or instance.max_ues_per_ap, self.threshold)
         return serving, p_ul, p_dl

@@ -118,6 +118,41 @@ class ShadowingField:
                 )
 
 
+#: the scenario fields that define a site (its AP layout and shadowing field) besides deployment_seed
+SITE_FIELDS = (
+    "L",
+    "area_side_m",
+    "wrap_around",
+    "ap_layout",
+    "ap_isd_m",
+    "shadowing_field",
+    "shadowing_std_db",
+    "shadowing_decorrelation_m",
+    "shadowing_grid_m",
+    "ue_disc_radius_m",
+)
+
+
+def check_same_site(site: Scenario, scenario: Scenario, *, what: str = "scenario") -> None:
+    """ValueError naming the field when ``scenario`` is not on the site ``site`` was built for: the
+    same ``deployment_seed`` (a fixed deployment) with another area, AP count, layout or field
+    settings would silently be another site. A no-op when ``site`` has no fixed deployment."""
+    if site.ap_deployment != "fixed" and not site.shadowing_field:
+        return
+    if scenario.deployment_seed != site.deployment_seed or scenario.ap_deployment != site.ap_deployment:
+        raise ValueError(
+            f"{what}: deployment_seed = {scenario.deployment_seed!r} (ap_deployment {scenario.ap_deployment!r}) "
+            f"is not the site deployment_seed = {site.deployment_seed!r} (ap_deployment {site.ap_deployment!r})"
+        )
+    for name in SITE_FIELDS:
+        a, b = getattr(site, name), getattr(scenario, name)
+        if a != b:
+            raise ValueError(
+                f"{what}: the site deployment_seed = {site.deployment_seed} was built for {name} = {a!r}, "
+                f"got {name} = {b!r} (the same seed with another {name} is another site)"
+            )
+
+
 def _margin(scenario: Scenario) -> float:
     """How far outside the area UEs can be: the disc radius for disc_union layouts, else 0."""
     if scenario.wrap_around or scenario.ue_layout != "disc_union":
