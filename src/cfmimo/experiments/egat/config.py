@@ -156,7 +156,12 @@ class EgatConfig(BaseModel):
         return q.model_copy(
             update={
                 "mode": "tiny",
-                "model_overrides": {"egat_fh": small, "engnn_fh": small, "bgnn_fh": small, "dnn_fh": {"d_mod": 8}},
+                "model_overrides": {
+                    "egat_fh": small,
+                    "engnn_fh": small,
+                    "bgnn_fh": small,
+                    "dnn_fh": {"d_mod": 8},
+                },
                 "train_samples": 32,
                 "batch_size": 16,
                 "max_steps": 6,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,7 @@ def _series(evaluation, group, axis: str, policy: str, field: str) -> dict[Any, 
 
 
 # -------------------------------------------------------------------------------------- claims
-def claims(
-    cfg: EgatConfig, runs, groups, evaluation, latency, flops
-) -> list[dict[str, Any]]:
+def claims(cfg: EgatConfig, runs, groups, evaluation, latency, flops) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(cid, desc, paper, ours, holds, tolerance, note) -> None:
@@ -128,7 +127,7 @@ def claims(
         ours,
         held,
         f"|ours - paper| <= {TOL_FEASIBLE} per entry",
-        "K = 4, C = %g Mbit/s" % cfg.capacity_mbps + red,
+        f"K = 4, C = {cfg.capacity_mbps:g} Mbit/s" + red,
     )
     ours, paper, held = feas_claim("t4", "", PAPER_TABLE4, groups["table4"], "K", ("egat_fh",))
     add(
@@ -138,7 +137,7 @@ def claims(
         ours,
         held,
         f"|ours - paper| <= {TOL_FEASIBLE} per entry",
-        "L = 8, C = %g Mbit/s" % cfg.capacity_mbps + red,
+        f"L = 8, C = {cfg.capacity_mbps:g} Mbit/s" + red,
     )
     # BGNN lowest feasibility in Tables III and IV (mean over the sweep)
     means = {}
@@ -179,7 +178,7 @@ def claims(
     )
     aps = _series(evaluation, groups["table4"], "K", "egat_fh", "aps_per_ue")
     k0, ks = cfg.train_K, sorted(aps)
-    falling = all(aps[b] <= aps[a] + 0.05 for a, b in zip(ks, ks[1:], strict=False)) and aps[ks[-1]] < aps[ks[0]]
+    falling = all(aps[b] <= aps[a] + 0.05 for a, b in itertools.pairwise(ks)) and aps[ks[-1]] < aps[ks[0]]
     add(
         "fig9_egat_two_aps",
         "Fig. 9: EGAT ~2 serving APs per UE at K = 4, falling with K",
@@ -203,9 +202,7 @@ def claims(
         "1 - mean(repaired WSR) / mean(unrepaired WSR) < 0.03 at every setting",
         "",
     )
-    iters = {
-        f"{s.C_mbps:g}": evaluation[s.key]["ao_sca_literal"]["iterations"] for s in groups["table2"]
-    }
+    iters = {f"{s.C_mbps:g}": evaluation[s.key]["ao_sca_literal"]["iterations"] for s in groups["table2"]}
     add(
         "fig4a_ao_sca_iterations",
         "Fig. 4a: AO-SCA converges within 8-10 iterations",
@@ -306,7 +303,10 @@ def _plot_fig4(cfg, runs, groups, evaluation, path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for s in groups["table2"]:
-        for variant, field, ls in (("ao_sca_literal", "f_mean", "-"), ("ao_sca_reweighted", "wsr_iter_mean", ":")):
+        for variant, field, ls in (
+            ("ao_sca_literal", "f_mean", "-"),
+            ("ao_sca_reweighted", "wsr_iter_mean", ":"),
+        ):
             y = evaluation[s.key][variant][field]
             axes[0].plot(range(len(y)), y, ls, label=f"{_label(variant)}, C = {s.C_mbps:g}")
     axes[0].set_xlabel("iteration")
@@ -315,7 +315,13 @@ def _plot_fig4(cfg, runs, groups, evaluation, path: Path) -> None:
     axes[0].legend(fontsize=6)
     for name, r in runs.items():
         h = [x for x in r.record["history"] if "val_objective" in x]
-        axes[1].plot([x["step"] for x in h], [x["val_objective"] for x in h], "-o", ms=2, label=f"{_label(name)} repaired")
+        axes[1].plot(
+            [x["step"] for x in h],
+            [x["val_objective"] for x in h],
+            "-o",
+            ms=2,
+            label=f"{_label(name)} repaired",
+        )
         if name == "egat_fh":
             axes[1].plot(
                 [x["step"] for x in h],
@@ -345,7 +351,9 @@ def _plot_cdf(groups, evaluation, path: Path) -> None:
     for ax, s in zip(axes[0], sets, strict=True):
         for p, v in evaluation[s.key].items():
             x = sorted(v["wsr_samples"])
-            ax.step(x, [(i + 1) / len(x) for i in range(len(x))], where="post", label=f"{_label(p)} (n={len(x)})")
+            ax.step(
+                x, [(i + 1) / len(x) for i in range(len(x))], where="post", label=f"{_label(p)} (n={len(x)})"
+            )
         ax.set_xlabel("WSR [bit/s/Hz]")
         ax.set_ylabel("CDF")
         ax.set_title(f"Fig. 5: L = {s.L} APs, K = {s.K}, C = {s.C_mbps:g} Mbit/s")
@@ -422,13 +430,27 @@ def write_outputs(
             for t, y in enumerate(evaluation[s.key][v][f])
         ),
     )
-    hist_cols = ("step", "val_objective", "val/wsr_unrepaired", "val/feasible_unrepaired", "val/lagrangian", "val/mean_aps_per_ue")
+    hist_cols = (
+        "step",
+        "val_objective",
+        "val/wsr_unrepaired",
+        "val/feasible_unrepaired",
+        "val/lagrangian",
+        "val/mean_aps_per_ue",
+    )
     write_csv(
         out / "fig4_training.csv",
         ("model", *hist_cols),
         ([n, *(h.get(c) for c in hist_cols)] for n, r in runs.items() for h in r.record["history"]),
     )
-    curve_cols = ("step", "train_loss", "train_objective", "train_lagrangian", "train_feasible", "train_mu_mean")
+    curve_cols = (
+        "step",
+        "train_loss",
+        "train_objective",
+        "train_lagrangian",
+        "train_feasible",
+        "train_mu_mean",
+    )
     write_csv(
         out / "fig4_train_loss.csv",
         ("model", *curve_cols),
@@ -438,7 +460,12 @@ def write_outputs(
         out / "fig10_latency.csv",
         ("device", "K", "policy", "ms_per_sample"),
         [
-            *([dev, k, n, v] for dev, per_k in latency.items() for k, row in per_k.items() for n, v in row.items()),
+            *(
+                [dev, k, n, v]
+                for dev, per_k in latency.items()
+                for k, row in per_k.items()
+                for n, v in row.items()
+            ),
             *(
                 ["cpu", s.K, p, 1e3 * evaluation[s.key][p]["seconds_per_instance"]]
                 for s in groups["table4"]
@@ -451,10 +478,46 @@ def write_outputs(
 
     _plot_fig4(cfg, runs, groups, evaluation, figs / "fig4.png")
     _plot_cdf(groups, evaluation, figs / "fig5.png")
-    _plot_lines(evaluation, groups["table2"], "C_mbps", "wsr", "WSR with repair [bit/s/Hz]", "Fig. 6", figs / "fig6.png", policies)
-    _plot_lines(evaluation, groups["table3"], "L", "wsr", "WSR with repair [bit/s/Hz]", f"Fig. 7 (trained at L = {cfg.train_L})", figs / "fig7.png", policies)
-    _plot_lines(evaluation, groups["table4"], "K", "wsr", "WSR with repair [bit/s/Hz]", f"Fig. 8 (trained at K = {cfg.train_K})", figs / "fig8.png", policies)
-    _plot_lines(evaluation, groups["table4"], "K", "aps_per_ue", "serving APs per UE", "Fig. 9", figs / "fig9.png", policies)
+    _plot_lines(
+        evaluation,
+        groups["table2"],
+        "C_mbps",
+        "wsr",
+        "WSR with repair [bit/s/Hz]",
+        "Fig. 6",
+        figs / "fig6.png",
+        policies,
+    )
+    _plot_lines(
+        evaluation,
+        groups["table3"],
+        "L",
+        "wsr",
+        "WSR with repair [bit/s/Hz]",
+        f"Fig. 7 (trained at L = {cfg.train_L})",
+        figs / "fig7.png",
+        policies,
+    )
+    _plot_lines(
+        evaluation,
+        groups["table4"],
+        "K",
+        "wsr",
+        "WSR with repair [bit/s/Hz]",
+        f"Fig. 8 (trained at K = {cfg.train_K})",
+        figs / "fig8.png",
+        policies,
+    )
+    _plot_lines(
+        evaluation,
+        groups["table4"],
+        "K",
+        "aps_per_ue",
+        "serving APs per UE",
+        "Fig. 9",
+        figs / "fig9.png",
+        policies,
+    )
     _plot_latency(latency, evaluation, groups, figs / "fig10.png")
 
     cl = claims(cfg, runs, groups, evaluation, latency, flops)
@@ -474,14 +537,17 @@ def write_outputs(
                 "steps_per_second": rec["steps_per_second"],
                 "val_wsr_untrained": rec["initial_val_objective"],
                 "val_wsr_final": rec["history"][-1].get("val_objective") if rec["history"] else None,
-                "val_feasible_final": rec["history"][-1].get("val/feasible_unrepaired") if rec["history"] else None,
+                "val_feasible_final": rec["history"][-1].get("val/feasible_unrepaired")
+                if rec["history"]
+                else None,
                 "multipliers": rec["recipe_state"],
                 "fixed_size": name in FIXED_SIZE,
             },
         }
     metrics = {
         "settings": {
-            g: [{"key": s.key, "L": s.L, "K": s.K, "C_mbps": s.C_mbps} for s in ss] for g, ss in groups.items()
+            g: [{"key": s.key, "L": s.L, "K": s.K, "C_mbps": s.C_mbps} for s in ss]
+            for g, ss in groups.items()
         },
         "evaluation": {
             k: {p: {f: v for f, v in res.items() if f not in ("wsr_samples",)} for p, res in row.items()}
@@ -552,7 +618,11 @@ def _report(cfg: EgatConfig, results: dict[str, Any], groups) -> str:
             f"| {c['id']}: {c['description']} | {_fmt(c['paper_value'])} | {_fmt(c['ours'])} | {holds} | "
             f"{c['tolerance']} | {c['note']} |"
         )
-    lines += ["", "## Models (trained at L = %d, K = %d; metrics at C = %g Mbit/s)" % (cfg.train_L, cfg.train_K, C0), ""]
+    lines += [
+        "",
+        "## Models (trained at L = %d, K = %d; metrics at C = %g Mbit/s)" % (cfg.train_L, cfg.train_K, C0),
+        "",
+    ]
     lines += [
         "| model | parameters | ms/sample | steps | train s | steps/s | feasible w/o repair | WSR repaired | WSR raw | repair loss | APs/UE | sampled WSR | final mean mu |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -568,7 +638,7 @@ def _report(cfg: EgatConfig, results: dict[str, Any], groups) -> str:
         )
     lines += [
         "",
-        "## Table II (feasibility without repair, paper in parentheses / WSR with repair), K = %d, L = %d" % (cfg.train_K, cfg.train_L),
+        f"## Table II (feasibility without repair, paper in parentheses / WSR with repair), K = {cfg.train_K}, L = {cfg.train_L}",
         "",
         *_feas_table(results, groups, "table2", "C_mbps", PAPER_TABLE2),
         "",
@@ -582,7 +652,7 @@ def _report(cfg: EgatConfig, results: dict[str, Any], groups) -> str:
         "",
         "Baselines' feasibility is that of their decision before their own feasibility step (AO-SCA: thresholded "
         "beams before the repair; PC-WMMSE: WMMSE before dropping; FC-ZF: feasible by its back-off). "
-        "The DNN is fixed-size: n/a wherever L != %d or K != %d." % (cfg.train_L, cfg.train_K),
+        f"The DNN is fixed-size: n/a wherever L != {cfg.train_L} or K != {cfg.train_K}.",
         "",
         "## Table V (FLOPs per sample, one forward pass)",
         "",
@@ -595,7 +665,7 @@ def _report(cfg: EgatConfig, results: dict[str, Any], groups) -> str:
         p = PAPER_TABLE5.get((r["K"], r["L"]))
         lines.append(
             f"| {r['K']} | {r['L']} | {r['engnn_fh']:.3g} | {r['egat_fh']:.3g} | {r['egat_fh'] / r['engnn_fh']:.2f} | "
-            f"{'%.2g / %.2g' % p if p else '-'} | {r['egat_fh_1head']:.3g} ({r['egat_fh_1head'] / r['engnn_fh']:.2f}) | "
+            f"{'{:.2g} / {:.2g}'.format(*p) if p else '-'} | {r['egat_fh_1head']:.3g} ({r['egat_fh_1head'] / r['engnn_fh']:.2f}) | "
             f"{r['egat_fh_last_nodes']:.3g} | {r.get('engnn_fh_last_nodes', float('nan')):.3g} "
             f"({r['egat_fh_last_nodes'] / r.get('engnn_fh_last_nodes', float('nan')):.2f}) |"
         )
@@ -618,8 +688,8 @@ def _report(cfg: EgatConfig, results: dict[str, Any], groups) -> str:
         "",
         "- Scenario: `egat` preset (Table I: 500 m square with wrap-around, COST231-Hata three-slope, 8 dB "
         "shadowing with 0.5 km decorrelation, -85 dBm noise, 10 MHz, 1 W per AP, N = 2 antennas, perfect CSI, "
-        "one Rayleigh realization per sample, w_k = 1). C = %g Mbit/s where the paper does not vary it (Table I "
-        "omits it; Tables II-IV coincide there)." % C0,
+        f"one Rayleigh realization per sample, w_k = 1). C = {C0:g} Mbit/s where the paper does not vary it (Table I "
+        "omits it; Tables II-IV coincide there).",
         f"- Test sets: {cfg.test_samples} samples per (L, K), the same channels for every C; AO-SCA (both "
         f"variants) on the first {cfg.ao_sca_samples} of them, max {cfg.ao_sca_max_iter} iterations; PC-WMMSE with "
         f"<= {cfg.pc_wmmse_max_iterations} WMMSE iterations; FC-ZF with its back-off.",

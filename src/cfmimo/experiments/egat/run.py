@@ -76,7 +76,9 @@ class TestSets:
         if key not in self._cache:
             seed = stream_seed(self.cfg.seed, f"egat/test/L{s.L}-K{s.K}")
             scenario = preset("egat", L=s.L, K=s.K)
-            self._cache[key] = _problem().sample(scenario, self.cfg.test_samples, seed=seed, dtype=torch.float64)
+            self._cache[key] = _problem().sample(
+                scenario, self.cfg.test_samples, seed=seed, dtype=torch.float64
+            )
         return self._cache[key].with_capacity(s.C_mbps * 1e6)
 
 
@@ -199,7 +201,10 @@ def evaluate_model(model: torch.nn.Module, inst, seed: int) -> dict[str, Any]:
 
     problem = _problem()
     out: dict[str, Any] = {"n": inst.batch}
-    for tag, policy in (("", FronthaulPolicy(model)), ("sampled_", FronthaulPolicy(model, sample=True, seed=seed))):
+    for tag, policy in (
+        ("", FronthaulPolicy(model)),
+        ("sampled_", FronthaulPolicy(model, sample=True, seed=seed)),
+    ):
         raw = policy(inst)
         fixed = problem.repair(inst, raw)
         wsr_raw = problem.objective(inst, raw)
@@ -237,7 +242,9 @@ def _baseline_policy(cfg: EgatConfig, name: str):
     raise ValueError(f"unknown baseline {name!r}")
 
 
-def evaluate_baseline(cfg: EgatConfig, name: str, s: Setting, tests: TestSets, out: Path, log: Log) -> dict[str, Any]:
+def evaluate_baseline(
+    cfg: EgatConfig, name: str, s: Setting, tests: TestSets, out: Path, log: Log
+) -> dict[str, Any]:
     """One classical baseline on one setting, cached in ``out/baselines`` (reused if the meta matches).
 
     Returns {"n", "wsr", "wsr_unrepaired", "feasible_unrepaired", "aps_per_ue", "seconds_per_instance",
