@@ -620,7 +620,7 @@ def _report(cfg: EgatConfig, results: dict[str, Any], groups) -> str:
         )
     lines += [
         "",
-        "## Models (trained at L = %d, K = %d; metrics at C = %g Mbit/s)" % (cfg.train_L, cfg.train_K, C0),
+        f"## Models (trained at L = {cfg.train_L}, K = {cfg.train_K}; metrics at C = {C0:g} Mbit/s)",
         "",
     ]
     lines += [
