@@ -133,7 +133,7 @@ class EgatConfig(BaseModel):
             train_samples=512,
             batch_size=64,
             max_steps=300,
-            val_points=5,
+            val_points=6,  # validations at 250 and 300 steps: the "stable after 250/300" window
             val_samples=64,
             test_samples=48,
             table2_capacities_mbps=(40.0, 60.0, 90.0),

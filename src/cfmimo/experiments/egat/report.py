@@ -27,6 +27,8 @@ LABELS = {
     "fc_zf": "FC-ZF",
 }
 GNNS = ("egat_fh", "engnn_fh", "bgnn_fh")
+#: one colour per policy in every figure (matplotlib's tab10 cycle, in LABELS order)
+COLORS = {p: f"C{i}" for i, p in enumerate(LABELS)}
 # Tables II-IV of the paper: feasibility without the heuristic scaling
 PAPER_TABLE2 = {  # C in Mbit/s
     "egat_fh": {40: 0.912, 50: 0.946, 60: 0.949, 70: 0.965, 80: 0.983, 90: 0.991},
@@ -290,7 +292,14 @@ def _plot_lines(evaluation, group, axis, field, ylabel, title, path: Path, polic
     for p in policies:
         pts = sorted(_series(evaluation, group, axis, p, field).items())
         if pts:
-            ax.plot([a for a, _ in pts], [b for _, b in pts], _style(p), ms=3, label=_label(p))
+            ax.plot(
+                [a for a, _ in pts],
+                [b for _, b in pts],
+                _style(p),
+                ms=3,
+                color=COLORS.get(p),
+                label=_label(p),
+            )
     ax.set_xlabel({"C_mbps": "fronthaul capacity C [Mbit/s]", "L": "APs L", "K": "UEs K"}[axis])
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -314,12 +323,20 @@ def _plot_fig4(cfg, runs, groups, evaluation, path: Path) -> None:
     axes[0].set_title("(a) AO-SCA convergence")
     axes[0].legend(fontsize=6)
     for name, r in runs.items():
-        h = [x for x in r.record["history"] if "val_objective" in x]
+        h = [
+            {
+                "step": 0.0,
+                "val_objective": r.record["initial_val_objective"],
+                "val/wsr_unrepaired": r.record["initial_val_logs"].get("wsr_unrepaired", float("nan")),
+            }
+        ]
+        h += [x for x in r.record["history"] if "val_objective" in x]
         axes[1].plot(
             [x["step"] for x in h],
             [x["val_objective"] for x in h],
             "-o",
             ms=2,
+            color=COLORS.get(name),
             label=f"{_label(name)} repaired",
         )
         if name == "egat_fh":
@@ -327,10 +344,19 @@ def _plot_fig4(cfg, runs, groups, evaluation, path: Path) -> None:
                 [x["step"] for x in h],
                 [x.get("val/wsr_unrepaired", float("nan")) for x in h],
                 "--",
+                color=COLORS.get(name),
                 label="EGAT unrepaired",
             )
         c = r.record["train_curve"]
-        axes[2].plot([x["step"] for x in c], [x["train_loss"] for x in c], lw=0.8, label=_label(name))
+        axes[2].plot(
+            [x["step"] for x in c],
+            [x["train_loss"] for x in c],
+            "-o",
+            ms=2,
+            lw=0.8,
+            color=COLORS.get(name),
+            label=_label(name),
+        )
     axes[1].set_xlabel("training step")
     axes[1].set_ylabel("validation WSR [bit/s/Hz]")
     axes[1].set_title("(b) WSR during training")
@@ -352,13 +378,17 @@ def _plot_cdf(groups, evaluation, path: Path) -> None:
         for p, v in evaluation[s.key].items():
             x = sorted(v["wsr_samples"])
             ax.step(
-                x, [(i + 1) / len(x) for i in range(len(x))], where="post", label=f"{_label(p)} (n={len(x)})"
+                x,
+                [(i + 1) / len(x) for i in range(len(x))],
+                where="post",
+                color=COLORS.get(p),
+                label=f"{_label(p)} (n={len(x)})",
             )
         ax.set_xlabel("WSR [bit/s/Hz]")
         ax.set_ylabel("CDF")
         ax.set_title(f"Fig. 5: L = {s.L} APs, K = {s.K}, C = {s.C_mbps:g} Mbit/s")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.legend(fontsize=6, loc="lower right")
     save_figure(fig, path)
 
 
@@ -369,10 +399,17 @@ def _plot_latency(latency, evaluation, groups, path: Path) -> None:
         names = list(dict.fromkeys(n for v in per_k.values() for n in v))
         for n in names:
             pts = sorted((int(k), v[n]) for k, v in per_k.items() if n in v)
-            ax.plot([a for a, _ in pts], [b for _, b in pts], "-o", ms=3, label=f"{_label(n)} ({dev})")
+            ax.plot(
+                [a for a, _ in pts],
+                [b for _, b in pts],
+                "-o" if dev == "cpu" else "-^",
+                ms=3,
+                color=COLORS.get(n),
+                label=f"{_label(n)} ({dev})",
+            )
     for p in BASELINES:
         pts = sorted((s.K, 1e3 * evaluation[s.key][p]["seconds_per_instance"]) for s in groups["table4"])
-        ax.plot([a for a, _ in pts], [b for _, b in pts], "--s", ms=3, label=_label(p))
+        ax.plot([a for a, _ in pts], [b for _, b in pts], "--s", ms=3, color=COLORS.get(p), label=_label(p))
     ax.set_yscale("log")
     ax.set_xlabel("UEs K")
     ax.set_ylabel("inference time per sample [ms]")
