@@ -45,7 +45,7 @@ class EgatConfig(BaseModel):
     # (docs/learning.md "Reproducing the EGAT paper" derives it from measured steps/s). None = by device.
     max_steps: Positive | None = None
     max_steps_gpu: Positive = 30_000
-    max_steps_cpu: Positive = 5_000
+    max_steps_cpu: Positive = 4_000
     val_points: Positive = 20  # validations per run (history for Fig. 4b-c)
     val_samples: Positive = 200
     pg_samples: Annotated[int, Field(ge=2)] = 4  # S Bernoulli draws per instance (leave-one-out baseline)
