@@ -88,7 +88,7 @@ def main() -> None:
             # the last weights (equal budgets): the best checkpoint is chosen on repaired WSR only
             from cfmimo.learn.unsupervised import load_unsupervised
 
-            last, _ = load_unsupervised(r["last_checkpoint"])
+            last, _ = load_unsupervised(r["final_checkpoint"])
         state = r["recipe_state"]
         mu_mean = state.get("mu_mean", None)
         if mu_mean is None:

@@ -148,17 +148,17 @@ def train_model(cfg: EgatConfig, name: str, out: Path, log: Log) -> Run:
     if done.is_file():
         record = json.loads(done.read_text())
         if record.get("config") == ucfg.to_dict():
-            model, _ = load_unsupervised(record["last_checkpoint"])
+            model, _ = load_unsupervised(record["final_checkpoint"])
             log(f"reusing finished run {name} ({record['steps']} steps)")
             return Run(name, model, record)
     if run_dir.exists():  # unfinished or another configuration: start again
         shutil.rmtree(run_dir)
     result = train_unsupervised(ucfg)
-    model, _ = load_unsupervised(result["last_checkpoint"])
+    model, _ = load_unsupervised(result["final_checkpoint"])
     record = {
         "config": ucfg.to_dict(),
         "steps": cfg.steps,
-        "last_checkpoint": str(result["last_checkpoint"]),
+        "final_checkpoint": str(result["final_checkpoint"]),
         "best_checkpoint": str(result["best_checkpoint"]),
         "best_val_objective": result["best_val_objective"],
         "initial_val_objective": result["initial_val_objective"],
