@@ -125,6 +125,18 @@ def test_resume_reuses_runs_and_baselines(tiny):
             assert a[key][p]["wsr"] == pytest.approx(b[key][p]["wsr"], rel=1e-6), (key, p)
 
 
+def test_train_only_stops_after_training(tiny):
+    out, _, _ = tiny
+    stamp = (out / "results.json").stat().st_mtime_ns
+    res = run(EgatConfig.tiny(), out, train_only=True, log=lambda m: None)
+    assert res == {"runs": ["egat_fh", "engnn_fh", "bgnn_fh", "dnn_fh"]}
+    assert (out / "results.json").stat().st_mtime_ns == stamp
+    # the evaluated model is the one after the last step
+    record = json.loads((out / "runs" / "egat_fh" / "result.json").read_text())
+    final = torch.load(record["final_checkpoint"], weights_only=True)
+    assert final["global_step"] == EgatConfig.tiny().steps
+
+
 def test_config_rejects_bad_fields():
     with pytest.raises(ValueError, match="models"):
         EgatConfig(models=("egat_fh", "nope"))

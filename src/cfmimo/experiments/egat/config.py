@@ -143,7 +143,7 @@ class EgatConfig(BaseModel):
             ao_sca_test_samples=4,
             pc_wmmse_max_iterations=50,
             latency_batch=48,
-            latency_repeats=3,
+            latency_repeats=7,
             table5_K=(3,),
             table5_L=(4, 8),
         )

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -309,19 +310,29 @@ def _pad_mean(curves: list[list[float]]) -> list[float]:
 
 # ---------------------------------------------------------------------------------- costs
 @torch.no_grad()
-def latency_ms(model: torch.nn.Module, inst, repeats: int, device: str) -> float:
-    """Median wall time (ms per sample) of the test-time policy (features, model, (36)-(37)) on the
-    whole batch ``inst``, synchronized on CUDA."""
+def latency_ms(models: dict[str, torch.nn.Module], inst, repeats: int, device: str) -> dict[str, float]:
+    """Median wall time (ms per sample) of each model's test-time policy (features, model, (36)-(37))
+    on the whole batch ``inst``, synchronized on CUDA. The models are timed in turn within each
+    repeat (after one warm-up each), so a change of the machine's load hits all of them alike."""
     from cfmimo.learn.unsupervised import move_instance
     from cfmimo.policies.neural import FronthaulPolicy
-    from cfmimo.timing import median_seconds
+    from cfmimo.timing import synchronize
 
-    model = model.to(device).eval()
     part = move_instance(inst, device)
-    policy = FronthaulPolicy(model)
-    seconds = median_seconds(lambda: policy(part), device, repeats)
-    model.to("cpu")
-    return 1e3 * seconds / inst.batch
+    policies = {name: FronthaulPolicy(m.to(device).eval()) for name, m in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for policy in policies.values():  # warm-up
+        policy(part)
+    synchronize(device)
+    for _ in range(repeats):
+        for name, policy in policies.items():
+            start = time.perf_counter()
+            policy(part)
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    for m in models.values():
+        m.to("cpu")
+    return {name: 1e3 * statistics.median(t) / inst.batch for name, t in times.items()}
 
 
 def flops_table(cfg: EgatConfig, runs: dict[str, Run]) -> list[dict[str, Any]]:
@@ -409,12 +420,8 @@ def _run(cfg: EgatConfig, out: Path, train_only: bool, log: Log) -> dict[str, An
     for s in groups["table4"]:
         inst = tests(s).take(slice(0, cfg.latency_batch))
         for dev in devices:
-            lat = {
-                name: latency_ms(r.model, inst, cfg.latency_repeats, dev)
-                for name, r in runs.items()
-                if applies(cfg, name, s)
-            }
-            latency[dev][str(s.K)] = lat
+            models = {name: r.model for name, r in runs.items() if applies(cfg, name, s)}
+            latency[dev][str(s.K)] = latency_ms(models, inst, cfg.latency_repeats, dev)
     flops = flops_table(cfg, runs)
 
     from cfmimo.experiments.egat.report import write_outputs
