@@ -301,6 +301,7 @@ def _plot_lines(evaluation, group, axis, field, ylabel, title, path: Path, polic
                 label=_label(p),
             )
     ax.set_xlabel({"C_mbps": "fronthaul capacity C [Mbit/s]", "L": "APs L", "K": "UEs K"}[axis])
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -411,6 +412,7 @@ def _plot_latency(latency, evaluation, groups, path: Path) -> None:
         pts = sorted((s.K, 1e3 * evaluation[s.key][p]["seconds_per_instance"]) for s in groups["table4"])
         ax.plot([a for a, _ in pts], [b for _, b in pts], "--s", ms=3, color=COLORS.get(p), label=_label(p))
     ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("UEs K")
     ax.set_ylabel("inference time per sample [ms]")
     ax.set_title("Fig. 10")
@@ -741,7 +743,13 @@ def _report(cfg: EgatConfig, results: dict[str, Any], groups) -> str:
         "the batch-mean violation is negative while most APs are below capacity).",
         "- Models: the registry's EGAT / ENGNN / BGNN / DNN (docs/learning.md 'EGAT fronthaul models' lists every "
         f"deviation: ENGNN and BGNN are approximations of refs. [33], [32]); sizes {cfg.model_overrides or 'registry defaults'}.",
-        "- Repair loss: 1 - mean(repaired WSR) / mean(unrepaired WSR) per setting.",
+        "- Repair loss: 1 - mean(repaired WSR) / mean(unrepaired WSR) per setting; it can be negative (scaling "
+        "a beam down also lowers the interference it causes). Feasible: largest relative excess over (3b)-(3c) "
+        "<= 1e-6. The sampled variant: one Bernoulli(pi) draw per link (seeded per setting), then repaired.",
+        "- AO-SCA details (docs/problems.md): smoothed indicator with delta = 0.01 on ||v|| / sqrt(P), nats "
+        "inside, MRT start with gamma = 0, x = 1 iff ||v_lk|| >= 0.1 sqrt(P_l), stop at |df| <= 1e-3 |f|, "
+        "scored with actual SINRs and repaired; 'literal' = Algorithm 1 as printed (keeps every link on), "
+        "'reweighted' = rates frozen at the previous iterate (reweighted-l1, switches links off).",
         "- Resuming: finished runs (`runs/<model>/result.json`) and baseline results (`baselines/*.json`) are "
         "reused when their configuration matches; an unfinished run restarts from step 0.",
     ]
