@@ -674,6 +674,7 @@ REPRODUCTIONS = {
     "tree-transformer": ("cfmimo.experiments.tree_transformer", "TreeTransformerConfig"),
     "elu-cosformer": ("cfmimo.experiments.elu_cosformer", "EluCosFormerConfig"),
     "aagnn": ("cfmimo.experiments.aagnn", "AagnnConfig"),
+    "egat": ("cfmimo.experiments.egat", "EgatConfig"),
 }
 
 

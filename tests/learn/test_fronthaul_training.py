@@ -60,6 +60,10 @@ def test_reloaded_checkpoint_predicts_identically(run):
     torch.testing.assert_close(a.precoders, b.precoders, rtol=0, atol=0)
     ckpt = torch.load(run["last_checkpoint"], weights_only=True)
     assert ckpt["state_dict"]["dual_mu"].shape == (4,) and (ckpt["state_dict"]["dual_mu"] >= 0).all()
+    # the final checkpoint holds the weights and multipliers after the last step (not the last best)
+    final = torch.load(run["final_checkpoint"], weights_only=True)
+    assert final["global_step"] == 24
+    assert final["state_dict"]["dual_mu"].tolist() == pytest.approx(run["recipe_state"]["mu"])
 
 
 def test_test_time_association_and_sampled_variant(run):

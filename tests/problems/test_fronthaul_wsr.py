@@ -208,3 +208,21 @@ def test_repair_scales_the_weakest_ue_first_and_drops_links():
     a = float(part.precoders[0, 0, 1, 1].abs())
     assert bool(part.serving[0, 0, 1]) and a == pytest.approx(0.8**2)  # log2(1 + .25 a^2) <= 0.178
     assert part.info["repair_iterations"] == 2
+
+
+def test_loads_reject_a_real_valued_mask():
+    """The family's instantaneous-CSI helper validates binary x (issue 14, "Fix in the project")."""
+    from cfmimo.problems.fronthaul_wsr import loads
+
+    inst = _random_instance(B=2, L=3, K=2)
+    alloc = _mrt_full(inst)
+    rate, load = loads(inst, alloc.precoders, alloc.serving)
+    as_float = alloc.serving.to(torch.float64)
+    rate2, load2 = loads(inst, alloc.precoders, as_float)  # 0/1 reals are binary
+    assert torch.equal(rate, rate2) and torch.equal(load, load2)
+    relaxed = as_float.clone()
+    relaxed[0, 0, 0] = 0.5
+    with pytest.raises(ValueError, match="serving must be binary"):
+        loads(inst, alloc.precoders, relaxed)
+    with pytest.raises(ValueError, match="serving must have shape"):
+        loads(inst, alloc.precoders, alloc.serving[:, :2])

@@ -100,19 +100,34 @@ def stored_se(
 
 @torch.inference_mode()
 def latency_ms(
-    model: nn.Module, K: int, L: int, *, repeats: int = 20, warmup: int = 3, seed: int = 0
+    model: nn.Module,
+    K: int | None = None,
+    L: int | None = None,
+    *,
+    repeats: int = 20,
+    warmup: int = 3,
+    seed: int = 0,
+    inputs: tuple[Any, ...] | None = None,
 ) -> float:
-    """Median wall time (ms) of one inference for one setup (batch 1): features, model, no rescale."""
+    """Median wall time (ms) of one inference: by default a position model on one random setup with
+    K UEs and L APs (batch 1; features, model, no rescale); with ``inputs``, ``model(*inputs)`` on
+    whatever the model takes (e.g. a channel graph ``model.graph_inputs(instance)``; K, L unused)."""
     model.eval()
-    g = torch.Generator().manual_seed(seed)
-    ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
-    extra = {}
-    if getattr(model, "uses_gains", False):  # gain-aware models: gains in dB (normalized inside)
-        extra["gain_db"] = -60.0 * torch.rand(1, L, K, generator=g) + 40.0
+    if inputs is None:
+        if K is None or L is None:
+            raise ValueError("latency_ms needs K and L (position models) or inputs=")
+        g = torch.Generator().manual_seed(seed)
+        ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
+        extra = {}
+        if getattr(model, "uses_gains", False):  # gain-aware models: gains in dB (normalized inside)
+            extra["gain_db"] = -60.0 * torch.rand(1, L, K, generator=g) + 40.0
+        call = lambda: model(*model_features(ue, ap), **extra)  # noqa: E731 - features inside the timing
+    else:
+        call = lambda: model(*inputs)  # noqa: E731
     times = []
     for i in range(warmup + repeats):
         start = time.perf_counter()
-        model(*model_features(ue, ap), **extra)
+        call()
         if i >= warmup:
             times.append(1e3 * (time.perf_counter() - start))
     return statistics.median(times)

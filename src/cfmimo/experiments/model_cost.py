@@ -1,5 +1,7 @@
-"""What a model costs to run: FLOPs and peak memory of one forward pass (batch 1, CPU), counted
-with torch's own tools, for the papers' efficiency tables (e.g. elu-cosformer Table IV)."""
+"""What a model costs to run: FLOPs and peak memory of one forward pass (CPU), counted with torch's
+own tools, for the papers' efficiency tables (elu-cosformer Table IV, egat Table V). ``count_flops`` /
+``peak_bytes`` take any inputs; ``forward_flops`` / ``forward_peak_bytes`` are the position-model
+shortcuts (batch 1 on random positions)."""
 
 from __future__ import annotations
 
@@ -12,40 +14,58 @@ import torch
 from cfmimo.policies.neural import model_features
 
 
-def forward_flops(model: torch.nn.Module, K: int, L: int) -> int:
-    """FLOPs of one forward pass (batch 1) counted by ``FlopCounterMode`` (2 per multiply-add),
-    with attention through the math SDPA backend and the fused Transformer fast path off (both
-    otherwise hide their matmuls from the counter)."""
+def count_flops(model: torch.nn.Module, *inputs: object, **kwargs: object) -> int:
+    """FLOPs of one call ``model(*inputs, **kwargs)`` counted by ``FlopCounterMode`` (2 per
+    multiply-add; matmuls, convolutions and attention kernels, not element-wise ops), with attention
+    through the math SDPA backend and the fused Transformer fast path off (both otherwise hide their
+    matmuls from the counter). Any inputs: position features, channel graphs
+    (``model.graph_inputs(instance)``), ... Divide by the batch size for a per-sample count."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    model.eval()
-    g = torch.Generator().manual_seed(0)
-    ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     fast = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         counter = FlopCounterMode(display=False)
         with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
-            model(*model_features(ue, ap))
+            model(*inputs, **kwargs)
     finally:
         torch.backends.mha.set_fastpath_enabled(fast)
     return int(counter.get_total_flops())
 
 
+def forward_flops(model: torch.nn.Module, K: int, L: int) -> int:
+    """FLOPs of one forward pass (batch 1) of a position model on random UE / AP positions
+    (:func:`count_flops` on ``model_features``)."""
+    g = torch.Generator().manual_seed(0)
+    ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
+    return count_flops(model, *model_features(ue, ap))
+
+
 def forward_peak_bytes(model: torch.nn.Module, K: int, L: int) -> int:
-    """Peak memory allocated by one CPU forward pass (batch 1) on top of what was live before it:
-    the maximum of the CPU allocator's "Total Allocated" over the ``[memory]`` events of
+    """Peak memory of one forward pass (batch 1) of a position model on random UE / AP positions
+    (:func:`peak_bytes` on ``model_features``)."""
+    g = torch.Generator().manual_seed(0)
+    ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
+    return peak_bytes(model, *model_features(ue, ap))
+
+
+def peak_bytes(model: torch.nn.Module, *inputs: object, **kwargs: object) -> int:
+    """Peak memory allocated by one CPU call ``model(*inputs, **kwargs)`` on top of what was live before
+    it: the maximum of the CPU allocator's "Total Allocated" over the ``[memory]`` events of
     ``torch.profiler`` (profile_memory=True), minus its value before the first allocation."""
     from torch.profiler import ProfilerActivity, profile
 
-    model.eval()
-    g = torch.Generator().manual_seed(0)
-    ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     with torch.inference_mode():
-        model(*model_features(ue, ap))  # warm-up
+        model(*inputs, **kwargs)  # warm-up
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            model(*model_features(ue, ap))
+            model(*inputs, **kwargs)
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(trace))

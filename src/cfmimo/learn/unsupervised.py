@@ -339,7 +339,8 @@ def train_unsupervised(
     """Train one model (module docstring); ``train``/``val`` instances override the sampled ones.
 
     Returns {"model" (best checkpoint's weights, eval mode), "policy", "best_checkpoint",
-    "last_checkpoint", "best_val_objective", "initial_val_objective" (the untrained model), "initial_val_logs" (a recipe's validation logs, untrained),
+    "last_checkpoint" (Lightning's last.ckpt: rewritten only with a new best), "final_checkpoint" (the
+    weights and recipe state after the last step), "best_val_objective", "initial_val_objective" (the untrained model), "initial_val_logs" (a recipe's validation logs, untrained),
     "history" (one row per validation), "recipe_state" (e.g. the final multipliers), "seconds",
     "steps_per_second"}.
     """
@@ -403,6 +404,10 @@ def train_unsupervised(
         val_dataloaders=_loader(val, cfg.batch_size, shuffle=False, seed=cfg.seed),
     )
     seconds = time.perf_counter() - start
+    # the weights after the last step: Lightning's "last.ckpt" (save_last=True) is only rewritten when a
+    # top-k checkpoint is saved, i.e. it is the last *best* one, not the end of training
+    final = out / "checkpoints" / "final.ckpt"
+    trainer.save_checkpoint(final)
     best = checkpoint.best_model_path or checkpoint.last_model_path
     model, _ = load_unsupervised(best)
     return {
@@ -410,6 +415,7 @@ def train_unsupervised(
         "policy": make_policy(cfg, model),
         "best_checkpoint": best,
         "last_checkpoint": checkpoint.last_model_path,
+        "final_checkpoint": str(final),
         "best_val_objective": float(checkpoint.best_model_score)
         if checkpoint.best_model_score is not None
         else None,

@@ -160,8 +160,11 @@ def fronthaul_instance(
 def loads(inst: FronthaulInstance, precoders: Tensor, serving: Tensor) -> tuple[Tensor, Tensor]:
     """Per-UE rates ``BW log2(1 + SINR_k)`` [B, K] and fronthaul loads (3b) [B, L], in bit/s.
 
-    ``serving`` must already be a bool [B, L, K] tensor.
+    ``serving``: bool [B, L, K], or real with entries in {0, 1}; a real-valued (relaxed) mask is a
+    ValueError naming ``serving`` (``sim.instantaneous.binary_mask``): the load (3b) counts served links,
+    and the SINR functions of ``sim.instantaneous`` would weight the beams by it silently.
     """
+    serving = binary_mask(serving, inst.h.shape[:-1], name="serving")
     s = sinr(inst.h, precoders, serving, inst.noise)  # [B, K]
     rate = inst.bandwidth_hz * torch.log2(1.0 + s)  # [B, K] bit/s
     load = (serving.to(rate.dtype) * rate.unsqueeze(-2)).sum(-1)  # [B, L]
