@@ -673,6 +673,7 @@ REPRODUCTIONS = {
     "tree-transformer": ("cfmimo.experiments.tree_transformer", "TreeTransformerConfig"),
     "elu-cosformer": ("cfmimo.experiments.elu_cosformer", "EluCosFormerConfig"),
     "aagnn": ("cfmimo.experiments.aagnn", "AagnnConfig"),
+    "ee-gnn": ("cfmimo.experiments.ee_gnn", "EEGnnConfig"),
 }
 
 

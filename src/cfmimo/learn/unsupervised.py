@@ -228,8 +228,19 @@ class UnsupervisedModule(pl.LightningModule):
         if support.per_sample and int(index.max()) >= self.config.train_samples:
             raise ValueError("per-sample kappa needs batch indices < train_samples")
         kappa = self.kappa_rule.kappa[index if support.per_sample else 0].to(a)
+        to_power = getattr(self.policy, "to_power", None)  # support domain -> mW (log-power option)
+        if to_power is not None:
+            cap_s, serving_s = cap.repeat(S, 1, 1), repeated.serving.to(a.device)
+
+            def power(p: torch.Tensor) -> torch.Tensor:
+                return to_power(p, cap_s, serving_s)
+        else:
+
+            def power(p: torch.Tensor) -> torch.Tensor:
+                return p
+
         loss, parts = support_loss(
-            lambda p: self.problem.objective(repeated, Allocation(link_power=p)),
+            lambda p: self.problem.objective(repeated, Allocation(link_power=power(p))),
             a,
             ell,
             cap,
