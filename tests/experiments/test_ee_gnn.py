@@ -80,6 +80,8 @@ def test_claims_follow_from_the_metrics(tiny):
     assert f5["holds"] == (pol["gnn"]["ee"] > max(pol["equal"]["ee"], pol["random"]["ee"]))
     f4 = res["metrics"]["fig4_final"]
     assert set(f4) == {"0,0", "0.5,0.5"}
+    curve = res["metrics"]["fig4"]["0,0"]
+    assert f4["0,0"] == curve[-1][1] and res["metrics"]["fig4_best"]["0,0"] == max(v for _, v in curve)
     assert claims["fig4_standardization_worst"]["holds"] == (f4["0,0"] < f4["0.5,0.5"])
     assert claims["absolute_ee"]["holds"] is None and claims["gnn_over_best_known"]["holds"] is None
     # every value finite and every policy feasible; SCA above equal power; best-known >= every policy

@@ -86,6 +86,12 @@ class EEGnnConfig(BaseModel):
     # kappa scaling (ours): with fewer steps than the paper, rule (8)'s step is
     # delta_kappa * paper_steps / steps, so kappa can reach the same value (paper: 120 K x 1e-3 = 120)
     kappa_scaling: bool = True
+    # learning-rate schedule of a run shorter than paper_steps (ours; None = the paper's lr -> lr_final).
+    # Why: Adam moves a weight by at most ~sum_t lr_t; the paper's geometric 1e-3 -> 1e-7 sums to
+    # 1e-3 x 120 K / ln(1e4) = 13 over 120 K steps but to 0.03 over 300 steps, and a 300-step run at
+    # (5, 10) then did not move (validation EE 1.63 -> 1.65, support width 0.64). 1e-2 -> 1e-4 sums to
+    # 1e-2 x steps / ln(100) (1.3 at 600 steps); measured in docs/learning.md.
+    budget_lr: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = (1e-2, 1e-4)
     h: Annotated[int, Field(ge=1)] = 50  # ours (not in the paper)
     mc_samples: Annotated[int, Field(ge=1)] = 8  # S of loss (7), ours
     val_every: Annotated[int, Field(gt=0)] = 30
@@ -125,11 +131,19 @@ class EEGnnConfig(BaseModel):
             raise ValueError("fig4_norms: must include standardization (0.0, 0.0)")
         if self.lr_final > self.lr:
             raise ValueError(f"lr_final: {self.lr_final} must be <= lr {self.lr}")
+        if self.budget_lr is not None and self.budget_lr[1] > self.budget_lr[0]:
+            raise ValueError(f"budget_lr: final {self.budget_lr[1]} must be <= initial {self.budget_lr[0]}")
         return self
 
     def steps(self, cuda: bool) -> int:
         """Training steps of one run: ``gpu_steps`` on a CUDA machine (if > 0), else ``max_steps``."""
         return self.gpu_steps if cuda and self.gpu_steps > 0 else self.max_steps
+
+    def schedule(self, steps: int) -> tuple[float, float]:
+        """(lr, lr_final) of a run of ``steps`` steps: the paper's, or ``budget_lr`` if shorter."""
+        if self.budget_lr is not None and steps < self.paper_steps:
+            return self.budget_lr
+        return self.lr, self.lr_final
 
     def kappa_step(self, steps: int) -> float:
         """Delta kappa of rule (8) for a run of ``steps`` steps (``kappa_scaling``)."""

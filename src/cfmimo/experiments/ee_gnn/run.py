@@ -110,8 +110,8 @@ def unsupervised_config(
             "train_samples": cfg.train_samples,
             "val_samples": cfg.val_samples,
             "batch_size": cfg.batch_size,
-            "lr": cfg.lr,
-            "lr_final": cfg.lr_final,
+            "lr": cfg.schedule(steps)[0],
+            "lr_final": cfg.schedule(steps)[1],
             "max_steps": steps,
             "val_every": min(cfg.val_every, steps),
             "support": {
