@@ -392,7 +392,7 @@ def data_generate(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="Dataset preset: tree-transformer-train, tree-transformer-test, elu-cosformer-train."
+            help="Dataset preset: tree-transformer-train, tree-transformer-test, elu-cosformer-train, ee-gnn-train, ee-gnn-test."
         ),
     ] = None,
     spec_file: Annotated[

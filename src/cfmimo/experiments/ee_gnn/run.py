@@ -163,8 +163,10 @@ def train_run(
 
     base = f"{size.key}-{scale}-e{norm[0]:g}_{norm[1]:g}-s{seed_index}"
     cuda = torch.cuda.is_available()
-    # a finished GPU run (paper's steps) is preferred, then a finished CPU-budget run
-    for steps in dict.fromkeys(s for s in (cfg.gpu_steps, cfg.max_steps) if s > 0):
+    # a finished GPU run (the paper's steps) is preferred, then a finished CPU-budget run; on a CUDA
+    # machine only the GPU run counts (a CPU-budget run there is not what --train-only asks for)
+    wanted = (cfg.gpu_steps, cfg.max_steps) if not cuda else (cfg.steps(cuda),)
+    for steps in dict.fromkeys(s for s in wanted if s > 0):
         run_dir = out / "runs" / f"{base}-t{steps}"
         done = run_dir / "result.json"
         if done.is_file():
