@@ -120,12 +120,15 @@ def test_resume_reuses_runs_and_train_only(tiny):
     assert not any(m.startswith("trained") for m in lines)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert sorted(res["runs"]) == sorted(p.parent.name for p in stamps)
-    # a cut-off run (no result.json) is trained again from scratch, the others are reused
+    # a cut-off run (no result.json) resumes from its last checkpoint, the others are reused
     victim = next(iter(stamps)).parent
     (victim / "result.json").unlink()
     lines.clear()
     run(EEGnnConfig.tiny(), out, train_only=True, log=lines.append)
+    assert lines[0] == f"resuming {victim.name} from its last checkpoint"
     assert [m.split(":")[0] for m in lines if m.startswith("trained")] == [f"trained {victim.name}"]
+    record = json.loads((victim / "result.json").read_text())
+    assert record["resumed_from_step"] > 0 and [r["step"] for r in record["history"]] == [3.0, 6.0]
 
 
 def test_config_rejects_bad_fields():

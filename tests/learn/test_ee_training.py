@@ -152,3 +152,30 @@ def test_log_support_recipe_trains_and_reloads(tmp_path) -> None:
     with torch.no_grad():
         value = float(problem.objective(val, make_policy(loaded, model)(val)).mean())
     assert value == pytest.approx(result["best_val_objective"], rel=1e-4)
+
+
+def test_cut_off_support_run_resumes_with_its_kappa_state(tmp_path, monkeypatch) -> None:
+    cfg = _config(tmp_path, max_steps=10, val_every=5)
+    original = UnsupervisedModule.training_step
+
+    def cut(self, batch, batch_idx):
+        if self.global_step == 7:
+            raise RuntimeError("cut off")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(UnsupervisedModule, "training_step", cut)
+    with pytest.raises(RuntimeError, match="cut off"):
+        train_unsupervised(cfg)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == 5 and int(saved["kappa_rule"]["count"][0]) == 5
+    monkeypatch.setattr(UnsupervisedModule, "training_step", original)
+    result = train_unsupervised(cfg, resume=True)
+    assert result["resumed_from_step"] == 5
+    assert [row["step"] for row in result["history"]] == [5.0, 10.0]  # the row before the cut survives
+    final = torch.load(last, weights_only=True)
+    # rule (8) continued: 10 updates in all (a restart would have counted 5)
+    assert final["global_step"] == 10 and int(final["kappa_rule"]["count"][0]) == 10
+    assert final["kappa_rule"]["history"].shape == (1, 5)
+    model, _ = load_unsupervised(result["best_checkpoint"])  # still loads with weights_only=True
+    assert sum(p.numel() for p in model.parameters()) > 0

@@ -571,7 +571,9 @@ def _report(cfg: EEGnnConfig, res: dict[str, Any]) -> str:
         "- Fig. 4: validation EE at power a vs iteration (the paper plots its training objective over 100 K iterations), "
         f"one seed per (ε, ε′) at ({cfg.fig4_size}).",
         "- Resuming: finished runs (`runs/<tag>/result.json` with the same training config) are reused; a run cut off "
-        "before it finished restarts from step 0 (no mid-run resume: rule (8)'s state is not in the checkpoints).",
+        "before it finished resumes from its last checkpoint (written at every validation: weights, Adam, schedule, "
+        "rule (8)'s κ and ψ history, the u generator; the batch order after the cut differs from an uninterrupted run), "
+        "or restarts if it had none.",
         "- Absolute EE values are not comparable with the paper's: our SCA is above the paper's GNN at every size, "
         "the optimum switches many UEs off (sparse milliwatt powers), and the paper states neither log base nor bandwidth.",
     ]

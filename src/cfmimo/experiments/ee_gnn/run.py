@@ -5,8 +5,9 @@ evaluation of every policy on the same test samples; the outputs are ``report.py
 Layout of ``out``: ``runs/<size>-<support>-e<eps>_<eps'>-s<seed>-t<steps>/`` (checkpoints, Lightning
 CSV log, ``result.json`` once finished), ``results.json``, ``report.md``, ``*.csv``,
 ``figures/*.png``. A finished run (its ``result.json`` with the same training config) is reused on a
-re-run with the same ``--out``; a run cut off before it finished restarts from step 0 (the
-unsupervised driver has no mid-run resume: the kappa rule's state is not in its checkpoints).
+re-run with the same ``--out``; a run cut off before it finished resumes from its last checkpoint
+(written at every validation, with the optimizer, schedule and rule (8)'s state; the batch order
+after the cut differs from an uninterrupted run's), or restarts if it had none.
 """
 
 from __future__ import annotations
@@ -178,11 +179,21 @@ def train_run(
     steps = cfg.steps(cuda)
     tag = f"{base}-t{steps}"
     run_dir = out / "runs" / tag
-    if run_dir.exists():  # unfinished or another configuration: start it again
-        shutil.rmtree(run_dir)
     ucfg = unsupervised_config(cfg, size, norm, scale, seed_index, steps, run_dir)
+    started = run_dir / "config.json"
+    resume = (
+        started.is_file()
+        and _comparable(json.loads(started.read_text())) == _comparable(ucfg.to_dict())
+        and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    )
+    if run_dir.exists() and not resume:  # another configuration, or cut before its first checkpoint
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(started, json.dumps(ucfg.to_dict(), indent=1))
+    if resume:
+        log(f"resuming {tag} from its last checkpoint")
     train, val = data()
-    result = train_unsupervised(ucfg, train=train, val=val)
+    result = train_unsupervised(ucfg, train=train, val=val, resume=resume)
     trace = _train_log(run_dir)
     record = {
         "config": ucfg.to_dict(),
@@ -195,6 +206,7 @@ def train_run(
         "final_kappa": trace[-1]["train_kappa"] if trace else None,
         "seconds": result["seconds"],
         "steps_per_second": result["steps_per_second"],
+        "resumed_from_step": result["resumed_from_step"],
         "device": "cuda" if cuda else "cpu",
         "parameters": count_parameters(result["model"]),
     }
