@@ -27,7 +27,9 @@ recipe (:class:`FronthaulPrimalDual`). Validation logs the mean objective
 * Checkpoints (``<out_dir>/checkpoints/best-*.ckpt`` and ``last.ckpt``) record the config and the
   cfmimo version as plain types and load with ``torch.load(..., weights_only=True)``
   (``load_unsupervised``). The model's input statistic (``input_scale``, fitted on the training
-  set) is a buffer of its state dict.
+  set) is a buffer of its state dict. ``train_unsupervised(..., resume=True)`` continues a cut-off
+  run from ``last.ckpt`` (written at every validation), which also carries the support recipe's
+  rule (8) state, the u generator and the validation history.
 """
 
 from __future__ import annotations
