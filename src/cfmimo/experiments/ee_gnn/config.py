@@ -13,10 +13,11 @@ below (d_mod 8, 1 round, SINRnet depth 2, 4,034 parameters) trains at 5.1 / 2.9 
 trains 3 seeds per size (main), one log-support run per size (ablation) and three extra Fig. 4 runs
 at (15, 15) (one of the four (eps, eps') pairs is the main recipe, shared): 3 x (1/5.1 + 1/2.9 +
 1/1.3) + (1/5.1 + 1/2.9 + 1/1.3) + 3/1.3 = 7.5 s per step of budget, so 600 steps = 75 min of
-training (+ ~8 min validation); evaluation (batched SCA on 3 x 1024 samples, ~70 ms of CPU per sample
-at (5, 10) in batches of 256 and about L K^2 beyond: ~15 min; multi-start on 128 and Dinkelbach on 32
-samples per size: ~11 min; sampling and the GNNs: ~3 min) brings the estimate to ~1 h 55 min on one
-quiet core, inside 2.5 h only on a quiet machine (full mode was not run). 600 steps are 0.5 % of the
+training (+ ~8 min validation); evaluation (batched SCA on 3 x 1024 samples, measured 70 / 10 / 33
+ms of CPU per sample at the three sizes in batches of 256 / 128 / 128, varying with how many samples
+hit the iteration limit: 2-15 min; multi-start on 128 and Dinkelbach on 32 samples per size: 5-11 min;
+sampling and the GNNs: ~3 min) brings the estimate to 1 h 35 min - 1 h 55 min on one quiet core,
+inside 2.5 h only on a quiet machine (full mode was not run). 600 steps are 0.5 % of the
 paper's iterations: see ``kappa_scaling`` and ``budget_lr`` for the scaling rules.
 """
 
