@@ -393,7 +393,7 @@ def data_generate(
         str | None,
         typer.Option(
             help="Dataset preset: tree-transformer-train, tree-transformer-test, elu-cosformer-train, "
-            "tree-transformer-{site,fixed}-{train,test}."
+            "tree-transformer-{site,fixed}-{train,test}, ee-gnn-train, ee-gnn-test."
         ),
     ] = None,
     spec_file: Annotated[
@@ -675,6 +675,7 @@ REPRODUCTIONS = {
     "elu-cosformer": ("cfmimo.experiments.elu_cosformer", "EluCosFormerConfig"),
     "aagnn": ("cfmimo.experiments.aagnn", "AagnnConfig"),
     "egat": ("cfmimo.experiments.egat", "EgatConfig"),
+    "ee-gnn": ("cfmimo.experiments.ee_gnn", "EEGnnConfig"),
 }
 
 

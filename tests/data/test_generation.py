@@ -231,3 +231,38 @@ def test_kill_9_during_cli_generate_then_resume_240_samples(tmp_path):
         _same(load_dataset(tmp_path / f"w{workers}"), reference)
     print(json.dumps({"samples": 240, "shards_at_kills": kills, "lost": lost, "duplicated": duplicated}))
     assert (lost, duplicated) == (0, 0)
+
+
+def test_ee_dataset_regenerates_instances_from_seeds(tmp_path):
+    """The ee-gnn dataset kind: an unlabelled spec stores networks; each sample's EE instance (its
+    perfect-CSI MRT gains) regenerates from (spec, K, L, index), independent of the batch."""
+    from cfmimo.data.generation import regenerate_ee
+    from cfmimo.problems.energy_efficiency import EnergyEfficiency
+
+    full = dataset_preset("ee-gnn-train")
+    assert not full.labels and full.samples == 10_240 and full.sizes == [(10, 5), (10, 10), (15, 15)]
+    test = dataset_preset("ee-gnn-test")
+    assert test.samples == 1_024 and test.seed != full.seed
+    spec = DatasetSpec(scenario=preset("ee-gnn"), sizes=[(3, 2)], samples=4, labels=False, seed=5)
+    run_generation(spec, tmp_path, scheduler="sync")
+    group = load_dataset(tmp_path).groups[(3, 2)]
+    inst = regenerate_ee(spec, 3, 2, 0, 4)
+    assert tuple(inst.gains.shape) == (4, 2, 3, 3) and inst.indices == (0, 1, 2, 3)
+    torch.testing.assert_close(inst.serving, group["serving"].bool(), rtol=0, atol=0)
+    # the instance's network is the stored one: its gains rebuild the stored large-scale gains
+    again = EnergyEfficiency().sample(spec.group_scenario(3, 2), 1, seed=spec.group_seed(3, 2), first_index=2)
+    torch.testing.assert_close(inst.take(slice(2, 3)).gains, again.gains, rtol=0, atol=0)
+    one = regenerate_ee(spec, 3, 2, 2)
+    torch.testing.assert_close(one.gains, inst.gains[2:3], rtol=0, atol=0)
+    from cfmimo.data.generation import sample_networks_per_sample
+
+    net = sample_networks_per_sample(spec, 3, 2, 0, 4)
+    torch.testing.assert_close(net.gain_db, group["gain_db"], rtol=0, atol=0)
+    # MRT self-gain h_{l,kk} = ||h_lk||^2 has mean N beta_lk: same order as the stored gains
+    beta = 10 ** (group["gain_db"].double() / 10)  # [4, L, K]
+    ratio = torch.diagonal(inst.gains.double(), dim1=-2, dim2=-1) / (spec.scenario.N * beta)
+    assert 0.05 < float(ratio.mean()) < 5
+    with pytest.raises(ValueError, match="index"):
+        regenerate_ee(spec, 3, 2, 3, 2)
+    with pytest.raises(ValueError, match=r"\(K, L\)"):
+        regenerate_ee(spec, 4, 2, 0)

@@ -106,3 +106,76 @@ def test_per_sample_kappa_runs(tmp_path) -> None:
     )
     result = train_unsupervised(cfg)
     assert result["best_val_objective"] is not None
+
+
+def test_log_power_support_maps_to_a_log_uniform_box() -> None:
+    from cfmimo.policies.neural import LOG_POWER_FLOOR
+
+    problem = EnergyEfficiency()
+    inst = problem.sample(preset("ee-gnn", L=3, K=4), 4, seed=2, dtype=torch.float64)
+    serving = inst.serving.clone()
+    serving[0, 1] = False  # an AP that serves nobody in sample 0
+    inst = type(inst)(**{**inst.__dict__, "serving": serving})
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="ee_gnn", d_mod=4, support_scale="log")).double()
+    model.fit_input_stats(inst.gains, inst.serving)
+    policy = EEPowerPolicy(model)
+    assert policy.support_scale == "log"
+    cap = inst.cap[..., None].expand(-1, -1, 4)
+    x = torch.stack([torch.zeros_like(cap[0]), 0.5 * cap[0], cap[0]])  # t = 0, 1/2, 1
+    on = torch.ones_like(cap[0], dtype=torch.bool)
+    p = policy.to_power(x, cap[0], on)
+    torch.testing.assert_close(p[0], LOG_POWER_FLOOR * cap[0])
+    torch.testing.assert_close(p[1], LOG_POWER_FLOOR**0.5 * cap[0])
+    torch.testing.assert_close(p[2], cap[0])
+    assert float(policy.to_power(x[2], cap[0], ~on).abs().max()) == 0.0
+    for power in ("low", "midpoint"):
+        alloc = assert_policy(problem, EEPowerPolicy(model, power=power), inst)
+        assert float(problem.violation(inst, alloc).max()) <= 0.0
+        assert float(alloc.link_power[0, 1].abs().max()) == 0.0
+    low = policy(inst)
+    expected = cap * LOG_POWER_FLOOR ** (1 - low.info["a_mw"] / cap) * inst.serving
+    torch.testing.assert_close(low.link_power, expected)
+    # the linear default is the identity map
+    lin = EEPowerPolicy(build_model(ModelConfig(name="ee_gnn", d_mod=4)).double())
+    torch.testing.assert_close(lin.to_power(x, cap[0], on), x)
+
+
+def test_log_support_recipe_trains_and_reloads(tmp_path) -> None:
+    cfg = _config(tmp_path, max_steps=10, val_every=5)
+    cfg["model"] = {**cfg["model"], "support_scale": "log"}
+    result = train_unsupervised(cfg)
+    model, loaded = load_unsupervised(result["best_checkpoint"])
+    assert loaded.model.support_scale == "log" and model.config.support_scale == "log"
+    problem = EnergyEfficiency()
+    _, val = sample_sets(loaded, problem)
+    with torch.no_grad():
+        value = float(problem.objective(val, make_policy(loaded, model)(val)).mean())
+    assert value == pytest.approx(result["best_val_objective"], rel=1e-4)
+
+
+def test_cut_off_support_run_resumes_with_its_kappa_state(tmp_path, monkeypatch) -> None:
+    cfg = _config(tmp_path, max_steps=10, val_every=5)
+    original = UnsupervisedModule.training_step
+
+    def cut(self, batch, batch_idx):
+        if self.global_step == 7:
+            raise RuntimeError("cut off")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(UnsupervisedModule, "training_step", cut)
+    with pytest.raises(RuntimeError, match="cut off"):
+        train_unsupervised(cfg)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == 5 and int(saved["kappa_rule"]["count"][0]) == 5
+    monkeypatch.setattr(UnsupervisedModule, "training_step", original)
+    result = train_unsupervised(cfg, resume=True)
+    assert result["resumed_from_step"] == 5
+    assert [row["step"] for row in result["history"]] == [5.0, 10.0]  # the row before the cut survives
+    final = torch.load(last, weights_only=True)
+    # rule (8) continued: 10 updates in all (a restart would have counted 5)
+    assert final["global_step"] == 10 and int(final["kappa_rule"]["count"][0]) == 10
+    assert final["kappa_rule"]["history"].shape == (1, 5)
+    model, _ = load_unsupervised(result["best_checkpoint"])  # still loads with weights_only=True
+    assert sum(p.numel() for p in model.parameters()) > 0

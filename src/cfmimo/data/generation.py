@@ -119,6 +119,38 @@ def regenerate(spec: DatasetSpec, K: int, L: int, index: int, count: int = 1) ->
     return net, sample_channel_state(net)
 
 
+def regenerate_ee(spec: DatasetSpec, K: int, L: int, index: int, count: int = 1, *, dtype=torch.float32):
+    """The energy-efficiency instances (ee-gnn eqs. (1)-(2)) of samples index..index+count-1 of group
+    (K, L): each sample's network is the stored one (built per sample, as ``generate_shard``) and its
+    one perfect-CSI realization comes from the sample's own "channels" stream, so an instance depends
+    only on (spec, K, L, index), never on ``count``.
+
+    Shapes: -> EEInstance with gains [count, L, K, K]."""
+    from cfmimo.problems.energy_efficiency import EEInstance, EnergyEfficiency
+
+    if count < 1 or index < 0 or index + count > spec.samples:
+        raise ValueError(f"index/count: samples {index}..{index + count - 1} outside 0..{spec.samples - 1}")
+    if (K, L) not in [tuple(s) for s in spec.sizes]:
+        raise ValueError(f"(K, L) = ({K}, {L}) is not one of the spec's sizes {spec.sizes}")
+    scenario, seed = spec.group_scenario(K, L), spec.group_seed(K, L)
+    parts = [
+        EnergyEfficiency().sample(scenario, 1, seed=seed, first_index=i, dtype=dtype)
+        for i in range(index, index + count)
+    ]
+    first = parts[0]
+    return EEInstance(
+        torch.cat([p.gains for p in parts]),
+        torch.cat([p.serving for p in parts]),
+        torch.cat([p.cap for p in parts]),
+        first.mu,
+        first.static_power_mw,
+        first.bandwidth_hz,
+        first.log_base,
+        seed,
+        tuple(range(index, index + count)),
+    )
+
+
 def _power_instance(spec: DatasetSpec, net: Network, state: ChannelState, K: int, L: int) -> PowerInstance:
     """``problems.maxmin_power.power_instance`` with the fixed realization chunk."""
     sc = net.scenario

@@ -156,6 +156,22 @@ def _tree_site_test(deployment: str = "site") -> DatasetSpec:
     )
 
 
+def _ee_train() -> DatasetSpec:
+    """ee-gnn training set (Sect. V): 10,240 samples for each Table II size (L, K) = (5, 10),
+    (10, 10), (15, 15), no labels: positions, gains and serving masks are stored, and each sample's
+    perfect-CSI MRT gains (eq. (2)) regenerate from its seed (``data.generation.regenerate_ee``)."""
+    return DatasetSpec(
+        scenario=preset("ee-gnn"), sizes=[(10, 5), (10, 10), (15, 15)], samples=10_240, labels=False
+    )
+
+
+def _ee_test() -> DatasetSpec:
+    """ee-gnn test set (Sect. V): 1,024 samples per Table II size, a different seed, no labels."""
+    return DatasetSpec(
+        scenario=preset("ee-gnn"), sizes=[(10, 5), (10, 10), (15, 15)], samples=1_024, seed=1, labels=False
+    )
+
+
 DATASET_PRESETS = {
     "tree-transformer-train": _tree_train,
     "tree-transformer-test": _tree_test,
@@ -164,6 +180,8 @@ DATASET_PRESETS = {
     "tree-transformer-site-test": _tree_site_test,
     "tree-transformer-fixed-train": lambda: _tree_site_train("fixed"),
     "tree-transformer-fixed-test": lambda: _tree_site_test("fixed"),
+    "ee-gnn-train": _ee_train,
+    "ee-gnn-test": _ee_test,
 }
 
 

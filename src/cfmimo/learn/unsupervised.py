@@ -27,7 +27,9 @@ recipe (:class:`FronthaulPrimalDual`). Validation logs the mean objective
 * Checkpoints (``<out_dir>/checkpoints/best-*.ckpt`` and ``last.ckpt``) record the config and the
   cfmimo version as plain types and load with ``torch.load(..., weights_only=True)``
   (``load_unsupervised``). The model's input statistic (``input_scale``, fitted on the training
-  set) is a buffer of its state dict.
+  set) is a buffer of its state dict. ``train_unsupervised(..., resume=True)`` continues a cut-off
+  run from ``last.ckpt`` (written at every validation), which also carries the support recipe's
+  rule (8) state, the u generator and the validation history.
 """
 
 from __future__ import annotations
@@ -208,6 +210,23 @@ class UnsupervisedModule(pl.LightningModule):
         self.kappa_rule: KappaRule | None = None  # the support recipe's eq. (8) state (first step)
         self._u_generator = torch.Generator().manual_seed(stream_seed(self.config.seed, "unsupervised/u"))
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rule (8)'s state (kappa, psi history, counts) and the u generator travel in the checkpoint,
+        so a resumed support run continues them (plain tensors: loads with ``weights_only=True``)."""
+        if self.kappa_rule is not None:
+            rule = self.kappa_rule
+            checkpoint["kappa_rule"] = {"kappa": rule.kappa, "history": rule.history, "count": rule.count}
+        checkpoint["u_generator"] = self._u_generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("kappa_rule")
+        if state is not None and self.config.support is not None:
+            rule = KappaRule(self.config.support, num_samples=self.config.train_samples)
+            rule.kappa, rule.history, rule.count = (state[k].clone() for k in ("kappa", "history", "count"))
+            self.kappa_rule = rule
+        if "u_generator" in checkpoint:
+            self._u_generator.set_state(checkpoint["u_generator"])
+
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, tuple):  # (instance, training-sample indices) for per-instance recipes
             return move_instance(batch[0], device), batch[1].to(device)
@@ -228,8 +247,19 @@ class UnsupervisedModule(pl.LightningModule):
         if support.per_sample and int(index.max()) >= self.config.train_samples:
             raise ValueError("per-sample kappa needs batch indices < train_samples")
         kappa = self.kappa_rule.kappa[index if support.per_sample else 0].to(a)
+        to_power = getattr(self.policy, "to_power", None)  # support domain -> mW (log-power option)
+        if to_power is not None:
+            cap_s, serving_s = cap.repeat(S, 1, 1), repeated.serving.to(a.device)
+
+            def power(p: torch.Tensor) -> torch.Tensor:
+                return to_power(p, cap_s, serving_s)
+        else:
+
+            def power(p: torch.Tensor) -> torch.Tensor:
+                return p
+
         loss, parts = support_loss(
-            lambda p: self.problem.objective(repeated, Allocation(link_power=p)),
+            lambda p: self.problem.objective(repeated, Allocation(link_power=power(p))),
             a,
             ell,
             cap,
@@ -328,6 +358,12 @@ class _History(Callback):
         row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val")})
         self.rows.append(row)
 
+    def state_dict(self) -> dict[str, Any]:  # the rows before a cut-off survive a resume
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = [dict(r) for r in state_dict["rows"]]
+
 
 def train_unsupervised(
     config: UnsupervisedConfig | dict[str, Any],
@@ -335,14 +371,19 @@ def train_unsupervised(
     penalty: Penalty | None = None,
     train: Any = None,
     val: Any = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train one model (module docstring); ``train``/``val`` instances override the sampled ones.
+    ``resume``: continue from ``<out_dir>/checkpoints/last.ckpt`` if it exists (written at every
+    validation) with its optimizer, schedule, rule (8) state and validation history; the data order
+    after the cut is not the uninterrupted run's (the epoch's batches restart). The caller must make
+    sure the checkpoint belongs to the same config.
 
     Returns {"model" (best checkpoint's weights, eval mode), "policy", "best_checkpoint",
     "last_checkpoint" (Lightning's last.ckpt: rewritten only with a new best), "final_checkpoint" (the
     weights and recipe state after the last step), "best_val_objective", "initial_val_objective" (the untrained model), "initial_val_logs" (a recipe's validation logs, untrained),
     "history" (one row per validation), "recipe_state" (e.g. the final multipliers), "seconds",
-    "steps_per_second"}.
+    "steps_per_second" (of this call), "resumed_from_step" (0 unless resumed)}.
     """
     cfg = config if isinstance(config, UnsupervisedConfig) else UnsupervisedConfig.from_dict(config)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -391,9 +432,13 @@ def train_unsupervised(
         log_every_n_steps=min(50, cfg.max_steps),
         default_root_dir=out,
     )
+    last = out / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if resume and last.is_file() else None
+    first_step = int(torch.load(last, weights_only=True)["global_step"]) if ckpt_path else 0
     start = time.perf_counter()
     trainer.fit(
         module,
+        ckpt_path=ckpt_path,
         train_dataloaders=_loader(
             train,
             cfg.batch_size,
@@ -424,7 +469,8 @@ def train_unsupervised(
         "history": history.rows,
         "recipe_state": module.recipe.state(module) if module.recipe is not None else {},
         "seconds": seconds,
-        "steps_per_second": trainer.global_step / seconds if seconds > 0 else float("nan"),
+        "steps_per_second": (trainer.global_step - first_step) / seconds if seconds > 0 else float("nan"),
+        "resumed_from_step": first_step,
     }
 
 

@@ -71,6 +71,10 @@ class ModelConfig(BaseModel):
     """eps of eq. (13): the log-gain mean used is mu - eps (0 = standardization)."""
     norm_eps_std: Annotated[float, Field(ge=0)] = 0.0
     """eps' of eq. (13): the log-gain std used is sigma - eps' (must stay > 0)."""
+    support_scale: Literal["linear", "log"] = "linear"
+    """EE GNN support domain: "linear" (the paper: p ~ U(a cap, (a + ell) cap)) or "log" (ablation:
+    t ~ U(a, a + ell) in [0, 1] and p = cap * floor**(1 - t), a log-uniform prior over
+    [floor cap, cap]; ``cfmimo.policies.neural.LOG_POWER_FLOOR``)."""
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:

@@ -360,6 +360,11 @@ class FronthaulPolicy:
         return alloc
 
 
+#: smallest power of the log-power support (fraction of the cap; ``ModelConfig.support_scale="log"``):
+#: 1e-7 of the preset's 1 W cap is 0.1 uW, below the EE optima's smallest useful powers
+LOG_POWER_FLOOR = 1e-7
+
+
 @dataclass
 class EEPowerPolicy:
     """A gain-graph model (``cfmimo.models.gnn.ee`` contract: ``model(gains, serving) -> (a, ell)`` as
@@ -368,7 +373,8 @@ class EEPowerPolicy:
 
     ``power="low"`` (the paper's test-time power, Sect. IV): p = a cap (= alpha_delta(H)); ``"midpoint"``
     (ablation): p = (a + ell / 2) cap. Both are clipped to [0, cap] and zero on unserved links, so the
-    allocation is feasible. ``info`` carries the support (``a_mw``, ``ell_mw``) and its mean
+    allocation is feasible. With the model config's ``support_scale="log"`` (ablation) a and ell live
+    in a log-power domain and ``to_power`` maps them to mW (cap * floor**(1 - t)). ``info`` carries the support (``a_mw``, ``ell_mw``) and its mean
     cap-normalized width over served links (``support_width``).
     """
 
@@ -379,8 +385,24 @@ class EEPowerPolicy:
         if self.power not in ("low", "midpoint"):
             raise ValueError(f"power must be 'low' or 'midpoint', got {self.power!r}")
 
+    @property
+    def support_scale(self) -> str:
+        """ "linear" (the paper) or "log" (the model config's ``support_scale``, an ablation)."""
+        return getattr(getattr(self.model, "config", None), "support_scale", "linear")
+
+    def to_power(self, x: torch.Tensor, cap: torch.Tensor, serving: torch.Tensor) -> torch.Tensor:
+        """Map support-domain values x in [0, cap] (what eq. (5) samples) to link powers in mW:
+        identity for the linear support; cap * LOG_POWER_FLOOR**(1 - x / cap) for the log support
+        (x = 0 -> floor * cap, x = cap -> cap). Zero on unserved links either way.
+
+        Shapes: x, cap, serving broadcastable [..., L, K] -> [..., L, K]."""
+        if self.support_scale == "log":
+            x = cap * torch.pow(torch.as_tensor(LOG_POWER_FLOOR, dtype=x.dtype), 1.0 - x / cap)
+        return x * serving.to(x.dtype)
+
     def support(self, instance) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a, ell) in mW on the model's device and dtype. Shapes: [B, L, K] each."""
+        """(a, ell) in mW on the model's device and dtype (for the log support: in the support
+        domain [0, cap], see ``to_power``). Shapes: [B, L, K] each."""
         device = next(iter(self.model.buffers()), next(self.model.parameters())).device
         dtype = next(self.model.parameters()).dtype
         a, ell = self.model(instance.gains.to(device=device, dtype=dtype), instance.serving.to(device))
@@ -391,8 +413,8 @@ class EEPowerPolicy:
         a, ell = self.support(instance)
         cap = instance.cap.to(device=a.device, dtype=a.dtype)[..., None]
         p = a if self.power == "low" else a + ell / 2
-        p = torch.minimum(p.clamp_min(0.0), cap) * instance.serving.to(device=a.device, dtype=a.dtype)
         served = instance.serving.to(a.device)
+        p = self.to_power(torch.minimum(p.clamp_min(0.0), cap), cap, served)
         width = ((ell / cap) * served).sum((1, 2)) / served.sum((1, 2)).clamp_min(1)
         g = instance.gains
         return Allocation(
