@@ -27,7 +27,6 @@ and the "elu1" curve (φ = ELU + 1, ``models.attention``) is the ELU-CosFormer r
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -363,22 +362,34 @@ def run(
 
 
 # ----------------------------------------------------------------------------- training
-def _training_timing(run_dir: Path, tm: Any, train_samples: int, device: str) -> dict[str, float]:
-    """Training time per epoch = training samples / this call's throughput (validation excluded).
+def _training_timing(run_dir: Path, tm: Any, train_samples: int, device: str) -> dict[str, Any]:
+    """Training time per epoch (validation excluded) from the run's ``timing.json``, which the
+    trainer writes for every trained run with totals over every call that trained it (resumes
+    included; ``learn.trainer.write_timing``), so a re-run that only reloads a finished checkpoint
+    still reports the time of the calls that trained it.
 
-    A re-run that only reloads a finished checkpoint trains nothing: the figures of the call that
-    trained are kept in ``run_dir/timing.json``."""
-    path = Path(run_dir) / "timing.json"
+    A timing.json of this module's older format (train_samples_per_s, train_s_per_epoch, device)
+    is read the same way; without any, this call's throughput (``train_samples`` per epoch); NaN
+    only for a run trained before timing.json existed and not retrained since."""
+    from cfmimo.learn.trainer import read_timing
+
+    timing = tm.timing if getattr(tm, "timing", None) is not None else read_timing(run_dir)
+    if timing is not None and math.isfinite(float(timing.get("train_s_per_epoch", math.nan))):
+        return {
+            "train_samples_per_s": float(timing["train_samples_per_s"]),
+            "train_s_per_epoch": float(timing["train_s_per_epoch"]),
+            "device": str(timing.get("device", device)),
+            "wall_seconds": timing.get("wall_seconds"),
+            "steps": timing.get("steps"),
+            "steps_per_s": timing.get("steps_per_s"),
+            "threads": timing.get("threads"),
+        }
     if tm.samples_per_s > 0 and math.isfinite(tm.samples_per_s):
-        timing = {
+        return {
             "train_samples_per_s": tm.samples_per_s,
             "train_s_per_epoch": train_samples / tm.samples_per_s,
             "device": device,
         }
-        write_json(path, timing)
-        return timing
-    if path.is_file():
-        return json.loads(path.read_text())
     return {"train_samples_per_s": float("nan"), "train_s_per_epoch": float("nan"), "device": device}
 
 

@@ -23,6 +23,7 @@ class TrainedPowerModel:
     epochs: int
     seconds: float
     samples_per_s: float
+    timing: dict | None = None  # run_dir/timing.json (learn.trainer.write_timing): totals over every call
 
 
 def train_power_model(
@@ -42,7 +43,7 @@ def train_power_model(
     ``dynamic`` (a ``DynamicConfig`` mapping) dynamic supervision on an unlabelled dataset;
     resumable: a run folder with a ``last.ckpt`` of the same config continues instead of restarting."""
     from cfmimo.learn.config import TrainConfig
-    from cfmimo.learn.trainer import load_trained, train
+    from cfmimo.learn.trainer import load_trained, read_timing, train
 
     config = TrainConfig.from_dict(
         {
@@ -65,4 +66,5 @@ def train_power_model(
         result.epochs,
         result.seconds,
         result.train_samples_per_s,
+        read_timing(run_dir),
     )

@@ -1,0 +1,50 @@
+"""timing.json of every trained run (issue #15): totals over every call that trained the run, kept
+across a resume, rebuilt from the checkpoint for a finished run, and read by the elu-cosformer
+Table IV code (never NaN for a run trained with this trainer)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from cfmimo.experiments.elu_cosformer import _training_timing
+from cfmimo.learn.trainer import TIMING_FILE, read_timing, train
+
+
+def _steps(ckpt: str) -> int:
+    return int(torch.load(ckpt, weights_only=True)["global_step"])
+
+
+def test_timing_json_totals_survive_resume_and_are_rebuilt(make_config):
+    first = train(make_config(trainer={"epochs": 2}))
+    out = Path(first.out_dir)
+    t1 = read_timing(out)
+    assert t1["epochs"] == 2 and t1["steps"] == _steps(first.last_checkpoint) > 0
+    assert t1["device"] == "cpu" and t1["threads"] == torch.get_num_threads() and t1["world_size"] == 1
+    assert 0 < t1["train_seconds"] <= t1["wall_seconds"]
+    assert math.isclose(t1["steps_per_s"], t1["steps"] / t1["train_seconds"])
+    assert math.isclose(t1["train_s_per_epoch"], t1["train_seconds"] / 2)
+    assert t1["train_samples"] > 0 and t1["train_samples"] % 2 == 0  # two equal epochs
+
+    resumed = train(make_config(trainer={"epochs": 3}), ckpt_path="last")
+    t2 = read_timing(out)
+    assert t2["epochs"] == 3 and t2["steps"] == _steps(resumed.last_checkpoint)
+    assert t2["train_seconds"] > t1["train_seconds"] and t2["train_samples"] == 3 * t1["train_samples"] // 2
+
+    (out / TIMING_FILE).unlink()  # a finished run re-run: nothing trains, the file is rebuilt
+    again = train(make_config(trainer={"epochs": 3}), ckpt_path="last")
+    assert again.seconds == 0.0 and again.train_samples_per_s == 0.0
+    t3 = json.loads((out / TIMING_FILE).read_text())
+    assert {k: t3[k] for k in ("epochs", "steps", "train_seconds", "device")} == {
+        k: t2[k] for k in ("epochs", "steps", "train_seconds", "device")
+    }
+
+    class Finished:  # what train_power_model returns for a run that trained nothing in this call
+        samples_per_s, timing = 0.0, None
+
+    got = _training_timing(out, Finished(), train_samples=0, device="cuda")
+    assert got["train_s_per_epoch"] == t3["train_s_per_epoch"] and got["device"] == "cpu"
+    assert got["steps_per_s"] == t3["steps_per_s"]
