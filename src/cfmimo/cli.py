@@ -724,11 +724,20 @@ def reproduce(
             help="Stop after data and training (e.g. on a GPU machine); rerun without it, same --out, to evaluate.",
         ),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train the independent runs in N processes, one torch thread each "
+            "(tree-transformer, elu-cosformer); default: one after the other in this process.",
+        ),
+    ] = None,
 ) -> None:
     """Reproduce a paper end to end: data, training, evaluation, figures, tables and claims."""
     if paper not in REPRODUCTIONS:
         raise typer.BadParameter(f"unknown paper {paper!r}; available: {', '.join(REPRODUCTIONS)}")
     import importlib
+    import inspect
 
     if out is not None:
         check_output_folder(out, "--out")
@@ -737,6 +746,13 @@ def reproduce(
     config_type = getattr(module, config_name)
     config = config_type.quick() if quick else config_type()
     folder = out or Path("runs") / f"{paper}-{config.mode}"
+    extra = {}
+    if jobs is not None:
+        if "jobs" not in inspect.signature(module.run).parameters:
+            raise typer.BadParameter(
+                f"--jobs is not supported by the {paper} reproduction (its runs are not independent)"
+            )
+        extra["jobs"] = jobs
     results = module.run(
         config,
         folder,
@@ -744,6 +760,7 @@ def reproduce(
         workers=workers,
         train_only=train_only,
         log=lambda m: console.print(f"[dim]{m}[/dim]"),
+        **extra,
     )
     if train_only:
         console.print(f"trained runs in {folder / 'runs'}: {', '.join(results['runs'])}")

@@ -98,13 +98,18 @@ def run(
     workers: int | None = None,
     train_only: bool = False,
     log=print,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run the whole reproduction into ``out``; returns the results written to results.json.
 
     ``train_only``: stop after the data and the training runs and return {"runs": run folders}
     (train on a GPU machine, then evaluate with the same ``out`` elsewhere: finished runs are
-    reused; keep ``out`` at the same absolute path, which the checkpoints record)."""
-    from cfmimo.experiments.training import train_power_model
+    reused; keep ``out`` at the same absolute path, which the checkpoints record). ``jobs``: train
+    the (independent) model runs in that many processes, one torch thread each
+    (``training.train_power_models``)."""
+    from cfmimo.experiments.training import PowerRun, check_jobs, train_power_models
+
+    check_jobs(jobs)
 
     start = time.perf_counter()
     out = Path(out)
@@ -130,10 +135,8 @@ def run(
     test = ensure_dataset(test_spec, out / "data" / "test", scheduler=scheduler, workers=workers).groups
     t_data = time.perf_counter() - start
 
-    trained: dict[str, Any] = {}
-    for name in config.models:
-        log(f"training {name}")
-        trained[name] = train_power_model(
+    runs = {
+        name: PowerRun(
             _model_config(name),
             out / "data" / "train",
             out / "runs" / name,
@@ -143,6 +146,9 @@ def run(
             sigma_ue_m=config.sigma_ue_m,
             seed=config.seed,
         )
+        for name in config.models
+    }
+    trained: dict[str, Any] = train_power_models(runs, jobs=jobs, log=log)
     t_train = time.perf_counter() - start - t_data
     if train_only:
         return {"runs": {name: str(Path(tm.checkpoint).parent.parent) for name, tm in trained.items()}}
