@@ -14,7 +14,8 @@ Columns:
 - ``authors_ms``: ``HybridPowerAllocator`` of github.com/irchchaf/Hybrid-Tree-Transformer-Model
   (``model.py``, read from ``--authors-model``; not part of cfmimo; column skipped without it);
 - ``onnxruntime_ms``: our exported graph (fixed-depth tree, dynamic K) in onnxruntime with one
-  intra-op thread, at ``--onnx-K`` (skipped with ``--onnx-K ''`` or without onnxruntime).
+  intra-op thread through ``OnnxRuntimeModel`` (tensor conversion included, as in ``cfmimo predict
+  --backend onnxruntime``), at ``--onnx-K`` (skipped with ``--onnx-K ''`` or without onnxruntime).
 
 Usage: python benchmarks/authors_latency.py [--authors-model /path/to/model.py]
        [--K 10,40,640,10240] [--onnx-K 40]
@@ -78,20 +79,18 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warm
     return {n: statistics.median(t) for n, t in times.items()}
 
 
-def onnx_session(model: torch.nn.Module, folder: Path):
-    """An onnxruntime session (1 intra-op thread) of our exported model, or None without onnxruntime."""
+def onnx_model(model: torch.nn.Module, folder: Path):
+    """Our model exported and run by onnxruntime (1 intra-op thread) through ``OnnxRuntimeModel``
+    (what ``cfmimo predict --backend onnxruntime`` runs), or None without onnxruntime."""
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
         return None
-    from cfmimo.export import export_onnx
+    from cfmimo.export import OnnxRuntimeModel, export_onnx
 
     path = folder / "tree_transformer.onnx"
     export_onnx(model, path, check=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return OnnxRuntimeModel(path, threads=1)
 
 
 def main() -> None:
@@ -122,7 +121,7 @@ def main() -> None:
         "K": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        session = onnx_session(ours, Path(tmp)) if onnx_ks else None
+        session = onnx_model(ours, Path(tmp)) if onnx_ks else None
         if session is not None:
             import onnxruntime
 
@@ -142,10 +141,8 @@ def main() -> None:
                     got = theirs(ue, ap_pos).view(1, 2, K).transpose(1, 2)  # their [B, 2K]: UL then DL
                     row["max_abs_diff_authors"] = float((got - want).abs().max())
                 if session is not None and K in onnx_ks:
-                    feeds = {"ue": ue.numpy(), "ap": ap_pos.numpy()}
-                    fns["onnxruntime_ms"] = lambda feeds=feeds: session.run(None, feeds)
-                    got = torch.from_numpy(session.run(None, feeds)[0])
-                    row["max_abs_diff_onnxruntime"] = float((got - want).abs().max())
+                    fns["onnxruntime_ms"] = lambda ue=ue, ap_pos=ap_pos: session(ue, ap_pos)
+                    row["max_abs_diff_onnxruntime"] = float((session(ue, ap_pos) - want).abs().max())
                 big = K > 1000
                 row.update(interleaved_medians(fns, 30 if big else args.repeats, 3 if big else 20))
             if theirs is not None:

@@ -67,7 +67,7 @@ def make_checkpoint(folder: Path, model: dict, *, frame: bool = True) -> Path:
 
 
 def test_onnx_power_policy_matches_torch_policy(tmp_path):
-    ckpt = make_checkpoint(tmp_path, {"name": "tree_transformer_lean", "d_enc": 8, "d_mod": 16, "ff": 32})
+    ckpt = make_checkpoint(tmp_path, {"name": "deepsets", "d_enc": 8, "d_mod": 16})
     trained = load_trained(ckpt)
     onnx_path = tmp_path / "m.onnx"
     result = export_trained(trained, onnx_path)
@@ -93,6 +93,25 @@ def test_onnx_power_policy_needs_a_scaler(tmp_path):
     model = OnnxRuntimeModel(tmp_path / "bare.onnx")
     with pytest.raises(ValueError, match="ue_mask"):
         model(torch.rand(1, 3, 2), torch.rand(1, 4, 2), torch.tensor([[True, True, False]]))
+
+
+@pytest.mark.parametrize(
+    "name", ["transformer", "cosformer_cluster", "performer_cluster", "transformer_cluster"]
+)
+def test_export_parity_transformer_layers_and_cluster_models(tmp_path, name):
+    """nn.TransformerEncoder layers (traced with shape-relative attention: torch's own bakes the
+    example K into the graph) and every exportable clustering model, at K = 1, 3, 17, 40."""
+    torch.manual_seed(1)
+    result = export_onnx(build_model({"name": name}), tmp_path / f"{name}.onnx", tau_p=4)
+    assert len(result["parity"]) == 4 and max(result["parity"].values()) <= 1e-5
+    assert all(result.get("clusters_equal", {"power model": True}).values())
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_unexportable_model_names_itself(tmp_path):
+    with pytest.raises(ValueError, match="'longformer_cluster' cannot be exported"):
+        export_onnx(build_model({"name": "longformer_cluster"}), tmp_path / "l.onnx")  # Unfold, dynamic K
+    assert not list(tmp_path.iterdir())
 
 
 def test_cluster_model_export_parity_and_tau_p_cap(tmp_path):

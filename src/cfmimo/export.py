@@ -21,14 +21,17 @@ enforced on the ONNX outputs exactly as on the PyTorch ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import types
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cfmimo.models.cluster_models import ClusterPowerOutput, output_clusters
@@ -62,6 +65,51 @@ class _ClusterOutputs(nn.Module):
     def forward(self, ue: torch.Tensor, ap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model(ue, ap)
         return out.mask, out.power, out.mask_logits
+
+
+def _traceable_self_attention(
+    self: nn.MultiheadAttention,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    need_weights: bool = True,
+    attn_mask: torch.Tensor | None = None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+) -> tuple[torch.Tensor, None]:
+    """``nn.MultiheadAttention.forward`` for self-attention (query = key = value, eval mode), written
+    with shape-relative reshapes. torch's own implementation bakes the sequence length of the
+    example input into a Reshape of the legacy ONNX trace (the graph then fails at any other K);
+    this one traces with a dynamic K. Same math: softmax(q kᵀ / sqrt(d_head)) v, padded keys
+    (``key_padding_mask`` True) excluded. Shapes: query [B, S, d] (batch_first) -> ([B, S, d], None)."""
+    if attn_mask is not None or is_causal or not self._qkv_same_embed_dim:
+        raise ValueError("ONNX export supports unmasked self-attention layers only")
+    x = query if self.batch_first else query.transpose(0, 1)  # [B, S, d]
+    heads, d = self.num_heads, self.embed_dim
+    qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # [B, S, 3d]
+    q, k, v = (t.reshape(x.shape[0], -1, heads, d // heads).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    mask = None if key_padding_mask is None else ~key_padding_mask.bool()[:, None, None, :]  # True = attend
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, S, d_head]
+    out = self.out_proj(out.transpose(1, 2).reshape(x.shape[0], -1, d))  # [B, S, d]
+    return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+@contextlib.contextmanager
+def _traceable_attention(model: nn.Module):
+    """Within the block, every ``nn.MultiheadAttention`` of ``model`` runs ``_traceable_self_attention``
+    and PyTorch's fused encoder fast path is off (it would bypass it)."""
+    patched = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    for m in patched:
+        m.forward = types.MethodType(_traceable_self_attention, m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def export_onnx(
@@ -98,17 +146,22 @@ def export_onnx(
     tmp = path.with_name(f".{path.name}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph,
-                (ue, ap),
-                str(tmp),
-                dynamo=False,
-                input_names=["ue", "ap"],
-                output_names=list(outputs),
-                dynamic_axes=axes,
-            )
+        try:
+            with warnings.catch_warnings(), _traceable_attention(model):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    graph,
+                    (ue, ap),
+                    str(tmp),
+                    dynamo=False,
+                    input_names=["ue", "ap"],
+                    output_names=list(outputs),
+                    dynamic_axes=axes,
+                )
+        except (RuntimeError, torch.onnx.errors.OnnxExporterError) as err:  # an op without a dynamic-K export
+            name = getattr(getattr(model, "config", None), "name", type(model).__name__)
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise ValueError(f"model {name!r} cannot be exported to ONNX with a dynamic K: {first}") from None
         if metadata is not None:
             import onnx
 
