@@ -6,8 +6,8 @@ log-log slope between the two largest K: ~1 for linear models, ~2 for softmax at
 
 Backends (issue #15): at ``--onnx-K`` (default 40) each model also runs exported to ONNX in
 onnxruntime (``cfmimo.export.OnnxRuntimeModel``, as ``cfmimo predict --backend onnxruntime``),
-timed interleaved with the PyTorch forward on the same inputs (``backends`` in the JSON; forward
-only, the features are left out of both). ``--threads``: torch and onnxruntime intra-op threads.
+all (model, backend) pairs timed interleaved in one loop on the same inputs (``backends`` in the
+JSON; forward only, the features are left out of both). ``--threads``: torch and onnxruntime intra-op threads.
 
 Usage: python benchmarks/inference_latency.py [--K 10,40,100,1000,10000] [--onnx-K 40] [--threads 1]
 """
@@ -31,29 +31,38 @@ from cfmimo.models import build_model, count_parameters
 MODELS = ("tree_transformer", "tree_transformer_lean", "transformer", "cosformer", "performer")
 
 
-def backends_ms(model: torch.nn.Module, ks: list[int], L: int, threads: int) -> dict[str, dict[str, float]]:
-    """Median batch-1 forward (ms) in PyTorch (inference mode) and onnxruntime, interleaved."""
+def backends_ms(
+    models: dict[str, torch.nn.Module], ks: list[int], L: int, threads: int, repeats: int = 200
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Median batch-1 forward (ms) of every model in PyTorch (inference mode) and onnxruntime, all
+    (model, backend) pairs interleaved in one loop whose order rotates every repeat, so that load
+    from other jobs hits every column alike. -> {K: {model: {torch_ms, onnxruntime_ms}}}."""
     from cfmimo.export import OnnxRuntimeModel, export_onnx
 
-    out = {}
+    out: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, path, check=False)
-        ort_model = OnnxRuntimeModel(path, threads=threads)
+        fns = {}
+        for name, model in models.items():
+            export_onnx(model, Path(tmp) / f"{name}.onnx", check=False)
+            fns[(name, "torch_ms")] = model
+            fns[(name, "onnxruntime_ms")] = OnnxRuntimeModel(Path(tmp) / f"{name}.onnx", threads=threads)
         g = torch.Generator().manual_seed(0)
+        keys = list(fns)
         for K in ks:
             ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
-            times: dict[str, list[float]] = {"torch_ms": [], "onnxruntime_ms": []}
+            times: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
             with torch.inference_mode():
-                for i in range(220):
-                    for key, fn in (("torch_ms", model), ("onnxruntime_ms", ort_model))[
-                        :: 1 if i % 2 else -1
-                    ]:
+                for i in range(20 + repeats):
+                    shift = i % len(keys)
+                    for key in keys[shift:] + keys[:shift]:
                         start = time.perf_counter()
-                        fn(ue, ap)
+                        fns[key](ue, ap)
                         if i >= 20:
                             times[key].append(1e3 * (time.perf_counter() - start))
-            out[str(K)] = {k: statistics.median(v) for k, v in times.items()}
+            row: dict[str, dict[str, float]] = {}
+            for (name, backend), t in times.items():
+                row.setdefault(name, {})[backend] = statistics.median(t)
+            out[str(K)] = row
     return out
 
 
@@ -91,8 +100,9 @@ def main() -> None:
             "latency_ms": dict(zip(map(str, ks), lat, strict=True)),
             "loglog_slope_last": slope,
         }
-        if onnx_ks:
-            out["models"][name]["backends"] = backends_ms(model, onnx_ks, args.L, torch.get_num_threads())
+    if onnx_ks:
+        models = {name: build_model({"name": name}).eval() for name in MODELS}
+        out["backends"] = backends_ms(models, onnx_ks, args.L, torch.get_num_threads())
     print(json.dumps(out, indent=2))
 
 
