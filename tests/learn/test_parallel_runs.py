@@ -56,3 +56,26 @@ def test_jobs_give_bitwise_identical_checkpoints(tiny_train, tmp_path):
         )
     with pytest.raises(ValueError, match="jobs"):
         train_power_models(_runs(tiny_train, tmp_path / "bad"), jobs=0)
+
+
+def test_reproduce_cli_passes_jobs_and_refuses_it_where_runs_are_not_independent(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from cfmimo.cli import app
+    from cfmimo.experiments import tree_transformer
+
+    seen = {}
+
+    def fake_run(config, out, *, scheduler, workers, train_only, log, jobs=None):
+        seen.update(jobs=jobs, train_only=train_only)
+        return {"runs": {"tree_transformer": str(out)}}
+
+    monkeypatch.setattr(tree_transformer, "run", fake_run)
+    runner = CliRunner()
+    args = ["reproduce", "tree-transformer", "--quick", "--out", str(tmp_path / "o"), "--train-only"]
+    result = runner.invoke(app, [*args, "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"jobs": 2, "train_only": True}
+    assert runner.invoke(app, [*args, "--jobs", "0"]).exit_code != 0
+    bad = runner.invoke(app, ["reproduce", "aagnn", "--quick", "--out", str(tmp_path / "a"), "--jobs", "2"])
+    assert bad.exit_code != 0 and "--jobs" in bad.output
