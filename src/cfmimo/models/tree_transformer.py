@@ -33,6 +33,12 @@ stage M_b = ceil(log2 K_b) (K_b = 1: the projected descriptor z_1^(0), M_b = 0).
 over the ceil(log2 K_max) stages only, vectorized across samples and users. Padded APs are
 excluded from the AP mean. Outputs at padded UEs are meaningless.
 
+Inference fast path. Without masks, in eval mode and without autograd, ``forward`` runs
+``forward_fast``: the same function with the linear maps between a UE's position and the first
+nonlinearity folded into cached weights and the one-token attention reduced to out_proj(v_proj(.))
+(equal to the masked path to round-off; at batch 1 faster than the authors' model.py at every K
+measured, docs/benchmarks.md). Training, padded batches and exports use the masked path below.
+
 ONNX. The number of stages, ceil(log2 K), is data-dependent on K: a plain trace bakes it in (the
 legacy exporter then gives wrong outputs for other K, e.g. 1.5e-2 off at K = 17 when traced at
 K = 5) and torch.export specializes K. So whenever the tree cannot branch on K in Python (ONNX
