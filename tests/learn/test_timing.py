@@ -48,3 +48,23 @@ def test_timing_json_totals_survive_resume_and_are_rebuilt(make_config):
     got = _training_timing(out, Finished(), train_samples=0, device="cuda")
     assert got["train_s_per_epoch"] == t3["train_s_per_epoch"] and got["device"] == "cpu"
     assert got["steps_per_s"] == t3["steps_per_s"]
+
+
+def test_unsupervised_runs_write_timing_json(tmp_path):
+    from cfmimo.learn.unsupervised import train_unsupervised
+
+    cfg = dict(
+        model=dict(name="aagnn_woa", d_mod=8, layers=1),
+        scenario=dict(K=4),
+        train_samples=16,
+        val_samples=8,
+        batch_size=16,
+        max_steps=6,
+        val_every=3,
+        out_dir=str(tmp_path / "run"),
+    )
+    train_unsupervised(cfg)
+    t = read_timing(tmp_path / "run")
+    assert t["steps"] == 6 and t["train_seconds"] > 0 and t["validation_in_train"] is True
+    assert math.isclose(t["steps_per_s"], 6 / t["train_seconds"]) and t["device"] == "cpu"
+    assert t["train_samples"] is None and math.isnan(t["train_samples_per_s"])

@@ -221,6 +221,7 @@ def run(
             "best_val_loss": tm.best_val_loss,
             "train_seconds": tm.seconds,
             "train_samples_per_s": tm.samples_per_s,
+            "timing": tm.timing,  # runs/<name>/timing.json: totals of the calls that trained it
             "epochs": tm.epochs,
             **gaps(name),
         }

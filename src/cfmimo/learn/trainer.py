@@ -328,29 +328,35 @@ def _device_name(trainer: Any) -> str:
     return str(device)
 
 
-def write_timing(out: Path, totals: Mapping[str, Any], *, device: str, world_size: int) -> dict[str, Any]:
+def write_timing(
+    out: Path, totals: Mapping[str, Any], *, device: str, world_size: int, validation_in_train: bool = False
+) -> dict[str, Any]:
     """Write ``out/timing.json`` (atomically) for a trained run and return it: totals over every call
     that trained the run (resumes included), from the checkpointed ``TrainingHistory``.
 
     Keys: ``wall_seconds`` (training epochs with their validation), ``train_seconds`` (training
     only), ``epochs`` (epochs timed), ``steps`` (optimizer steps = batches, per process),
     ``train_samples``, ``steps_per_s``, ``train_samples_per_s`` (all processes),
-    ``train_s_per_epoch``, ``device``, ``threads`` (torch intra-op threads), ``world_size``."""
+    ``train_s_per_epoch``, ``device``, ``threads`` (torch intra-op threads), ``world_size``,
+    ``validation_in_train`` (True where a trainer cannot separate validation from training time,
+    e.g. the step-based unsupervised trainer). A missing ``samples`` total gives null samples."""
     train_s = float(totals.get("train_seconds", 0.0))
-    epochs, steps, samples = (int(totals.get(k, 0)) for k in ("epochs", "steps", "samples"))
-    rate = (lambda n: n / train_s) if train_s > 0 else (lambda n: float("nan"))
+    epochs, steps = int(totals.get("epochs", 0)), int(totals.get("steps", 0))
+    samples = None if totals.get("samples") is None else int(totals["samples"]) * world_size
+    nan = float("nan")
     timing = {
         "wall_seconds": float(totals.get("wall_seconds", 0.0)),
         "train_seconds": train_s,
         "epochs": epochs,
         "steps": steps,
-        "train_samples": samples * world_size,
-        "steps_per_s": rate(steps),
-        "train_samples_per_s": rate(samples * world_size),
-        "train_s_per_epoch": train_s / epochs if epochs else float("nan"),
+        "train_samples": samples,
+        "steps_per_s": steps / train_s if train_s > 0 else nan,
+        "train_samples_per_s": samples / train_s if train_s > 0 and samples is not None else nan,
+        "train_s_per_epoch": train_s / epochs if epochs else nan,
         "device": device,
         "threads": torch.get_num_threads(),
         "world_size": world_size,
+        "validation_in_train": validation_in_train,
     }
     from cfmimo.config import atomic_write_text
 

@@ -403,6 +403,20 @@ def train_unsupervised(
         val_dataloaders=_loader(val, cfg.batch_size, shuffle=False, seed=cfg.seed),
     )
     seconds = time.perf_counter() - start
+    from cfmimo.learn.trainer import _device_name, write_timing
+
+    write_timing(  # steps interleave with validation here: one fit time for both
+        out,
+        {
+            "train_seconds": seconds,
+            "wall_seconds": seconds,
+            "steps": trainer.global_step,
+            "epochs": trainer.current_epoch,
+        },
+        device=_device_name(trainer),
+        world_size=1,
+        validation_in_train=True,
+    )
     best = checkpoint.best_model_path or checkpoint.last_model_path
     model, _ = load_unsupervised(best)
     return {
