@@ -36,7 +36,9 @@ def backends_ms(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Median batch-1 forward (ms) of every model in PyTorch (inference mode) and onnxruntime, all
     (model, backend) pairs interleaved in one loop whose order rotates every repeat, so that load
-    from other jobs hits every column alike. -> {K: {model: {torch_ms, onnxruntime_ms}}}."""
+    from other jobs hits every column alike (each call finds the other models' weights in the
+    cache), then each pair alone in a block (warm caches, ``*_alone_ms``).
+    -> {K: {model: {torch_ms, onnxruntime_ms, torch_alone_ms, onnxruntime_alone_ms}}}."""
     from cfmimo.export import OnnxRuntimeModel, export_onnx
 
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -62,6 +64,16 @@ def backends_ms(
             row: dict[str, dict[str, float]] = {}
             for (name, backend), t in times.items():
                 row.setdefault(name, {})[backend] = statistics.median(t)
+            with torch.inference_mode():  # each pair alone: warm caches, as a process serving one model
+                for (name, backend), fn in fns.items():
+                    for _ in range(20):
+                        fn(ue, ap)
+                    alone = []
+                    for _ in range(repeats):
+                        start = time.perf_counter()
+                        fn(ue, ap)
+                        alone.append(1e3 * (time.perf_counter() - start))
+                    row[name][backend.replace("_ms", "_alone_ms")] = statistics.median(alone)
             out[str(K)] = row
     return out
 
