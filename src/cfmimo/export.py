@@ -83,8 +83,16 @@ def _traceable_self_attention(
     example input into a Reshape of the legacy ONNX trace (the graph then fails at any other K);
     this one traces with a dynamic K. Same math: softmax(q kᵀ / sqrt(d_head)) v, padded keys
     (``key_padding_mask`` True) excluded. Shapes: query [B, S, d] (batch_first) -> ([B, S, d], None)."""
-    if attn_mask is not None or is_causal or not self._qkv_same_embed_dim:
-        raise ValueError("ONNX export supports unmasked self-attention layers only")
+    if (
+        attn_mask is not None
+        or is_causal
+        or not self._qkv_same_embed_dim
+        or self.bias_k is not None
+        or self.add_zero_attn
+    ):
+        raise ValueError(
+            "ONNX export supports plain self-attention layers only (no attn_mask, bias_k, zero attention)"
+        )
     x = query if self.batch_first else query.transpose(0, 1)  # [B, S, d]
     heads, d = self.num_heads, self.embed_dim
     qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # [B, S, 3d]
