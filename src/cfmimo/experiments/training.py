@@ -115,14 +115,28 @@ def _worker_init() -> None:
 
 
 def _train_in_worker(run: PowerRun) -> dict:
-    """Train one run in a worker process; Lightning's progress output goes to run_dir/train.log.
-    Returns the picklable figures (the parent reloads the model from the checkpoint)."""
-    import contextlib
+    """Train one run in a worker process, its output (Lightning's logs and progress, warnings) in
+    run_dir/train.log: file descriptors 1 and 2 are redirected for the run, so handlers created
+    earlier (e.g. by a previous run in this worker) write there too. Returns the picklable figures
+    (the parent reloads the model from the checkpoint)."""
+    import os
+    import sys
 
     Path(run.run_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(run.run_dir) / "train.log", "a") as log, contextlib.redirect_stderr(log):
-        with contextlib.redirect_stdout(log):
+    saved = os.dup(1), os.dup(2)
+    with open(Path(run.run_dir) / "train.log", "a") as log:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
             tm = run.train()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
     return {
         "checkpoint": tm.checkpoint,
         "best_val_loss": tm.best_val_loss,
