@@ -68,3 +68,21 @@ def test_unsupervised_runs_write_timing_json(tmp_path):
     assert t["steps"] == 6 and t["train_seconds"] > 0 and t["validation_in_train"] is True
     assert math.isclose(t["steps_per_s"], 6 / t["train_seconds"]) and t["device"] == "cpu"
     assert t["train_samples"] is None and math.isnan(t["train_samples_per_s"])
+
+
+def test_last_checkpoint_is_saved_after_an_epoch_that_does_not_improve(make_config):
+    """Lightning 2.6 saves last.ckpt only with a new top-k checkpoint; ours saves it every epoch,
+    so a finished run whose last epoch was not its best is recognized as finished, not retrained."""
+    from lightning.pytorch.callbacks import Callback
+
+    class Worsening(Callback):  # runs before ModelCheckpoint: val_loss = epoch, so epoch 0 stays best
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                trainer.callback_metrics["val_loss"] = torch.tensor(float(trainer.current_epoch))
+
+    first = train(make_config(trainer={"epochs": 3}), callbacks=[Worsening()])
+    assert Path(first.best_checkpoint).name == "best-epoch=000.ckpt"
+    last = torch.load(first.last_checkpoint, weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == read_timing(first.out_dir)["steps"]
+    again = train(make_config(trainer={"epochs": 3}), ckpt_path="last")
+    assert again.seconds == 0.0 and again.epochs == 3  # finished: read from the checkpoint

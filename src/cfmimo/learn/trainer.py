@@ -317,6 +317,40 @@ def _history_callback() -> Any:
     return TrainingHistory()
 
 
+def _checkpoint_callback(base: type) -> type:
+    """``ModelCheckpoint`` that saves last.ckpt after every validation (or training epoch without
+    validation), as Lightning did before 2.6. Lightning 2.6 saves "last" only in a step where a
+    top-k checkpoint was saved, so after a final epoch that does not improve the validation loss,
+    last.ckpt stays an epoch (or more) behind: a re-run of a finished run (``reproduce`` after
+    ``--train-only``) then "resumes" and retrains the tail epochs, changing the model it evaluates.
+    Same state key as Lightning's class, so checkpoints stay interchangeable."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    class ModelCheckpoint(base):  # type: ignore[misc, valid-type]
+        __qualname__ = "ModelCheckpoint"  # the callback's state key in checkpoints
+
+        def _save_last_if_behind(self, trainer: Any) -> None:
+            if (
+                self.save_last
+                and not trainer.sanity_checking
+                and trainer.state.fn == TrainerFn.FITTING
+                and self._last_global_step_saved != trainer.global_step
+            ):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_validation_end(trainer, pl_module)
+            if not self._should_save_on_train_epoch_end(trainer):
+                self._save_last_if_behind(trainer)
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):
+                self._save_last_if_behind(trainer)
+
+    return ModelCheckpoint
+
+
 TIMING_FILE = "timing.json"
 
 
@@ -508,7 +542,7 @@ def train(
         num_workers=config.data.num_workers,
         prepare=data.prepare,
     )
-    checkpoint = ModelCheckpoint(
+    checkpoint = _checkpoint_callback(ModelCheckpoint)(
         dirpath=out / CHECKPOINT_DIR,
         filename="best-{epoch:03d}",
         monitor="val_loss",

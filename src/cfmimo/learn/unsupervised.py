@@ -366,7 +366,9 @@ def train_unsupervised(
             else {}
         )
     out = Path(cfg.out_dir)
-    checkpoint = ModelCheckpoint(
+    from cfmimo.learn.trainer import _checkpoint_callback  # last.ckpt at every validation (Lightning 2.6)
+
+    checkpoint = _checkpoint_callback(ModelCheckpoint)(
         dirpath=out / "checkpoints",
         filename="best-{step:06d}",
         monitor="val_objective",
