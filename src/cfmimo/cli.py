@@ -594,37 +594,59 @@ def train_command(
 
 @app.command()
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="A trained model checkpoint (.ckpt).")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A trained model checkpoint (.ckpt), or a .onnx from cfmimo export.")
+    ],
     positions: Annotated[
         Path, typer.Option(help="UE and AP coordinates in metres: YAML/JSON, CSV (kind,x,y) or NPZ.")
     ],
     preset_name: PresetOption = "tree-transformer",
     seed: Annotated[int, typer.Option(help="Seed of the shadowing and fading used to score the powers.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Inference backend: 'torch' or 'onnxruntime' (a .ckpt is exported first; a .onnx "
+            "file from cfmimo export is run directly)."
+        ),
+    ] = "torch",
 ) -> None:
-    """Predict UL/DL powers for given positions; print them with their SEs and the optimum's."""
-    from cfmimo.learn.trainer import load_trained
-    from cfmimo.predict import predict_setup, read_positions
+    """Predict UL/DL powers (and, for clustering models, the serving APs) for given positions;
+    print them with their SEs and the optimum's (for clustering models: the optimum for the same clusters)."""
+    from cfmimo.predict import (
+        BACKENDS,
+        is_cluster_predictor,
+        load_predictor,
+        predict_cluster_setup,
+        predict_setup,
+        read_positions,
+    )
 
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     try:
         ue, ap = read_positions(positions)  # the cheap checks first: positions file, preset
         scenario = preset(preset_name)
-        trained = load_trained(checkpoint)
-        result = predict_setup(
-            trained.model, trained.scaler, ue, ap, scenario, seed=seed, frame=trained.frame
-        )
+        model, scaler, frame = load_predictor(checkpoint, backend)
+        run = predict_cluster_setup if is_cluster_predictor(model) else predict_setup
+        result = run(model, scaler, ue, ap, scenario, seed=seed, frame=frame)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    result["backend"] = backend
     if as_json:
         typer.echo(json_text(result))
         return
-    table = Table(title=f"{checkpoint.name}: K={result['K']}, L={result['L']}")
-    for col in ("UE", "p_UL [mW]", "p_DL [mW]", "SE UL", "SE DL", "opt SE UL", "opt SE DL"):
+    table = Table(title=f"{checkpoint.name} ({backend}): K={result['K']}, L={result['L']}")
+    clusters = "serving_aps" in result
+    for col in ("UE", *(["serving APs"] if clusters else []), "p_UL [mW]", "p_DL [mW]", "SE UL", "SE DL"):
+        table.add_column(col, justify="right")
+    for col in ("opt SE UL", "opt SE DL"):
         table.add_column(col, justify="right")
     opt = result["optimal"]
     for k in range(result["K"]):
         table.add_row(
             str(k),
+            *([" ".join(map(str, result["serving_aps"][k]))] if clusters else []),
             f"{result['p_ul_mw'][k]:.2f}",
             f"{result['p_dl_mw'][k]:.2f}",
             f"{result['se_ul'][k]:.3f}",
@@ -649,23 +671,29 @@ def export(
     ] = True,
 ) -> None:
     """Export a trained model to ONNX with a dynamic number of UEs (and APs), checked for parity."""
-    from cfmimo.export import export_onnx
+    from cfmimo.export import export_trained
     from cfmimo.learn.trainer import load_trained
 
     check_output_file(onnx, "--onnx", (".onnx",))
     try:
         trained = load_trained(checkpoint)
-        result = export_onnx(trained.model, onnx, check=check)
+        result = export_trained(trained, onnx, check=check)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     console.print(
-        f"exported {onnx} (dynamic axes {result['dynamic']}); the rescaler and input frame stay outside "
-        f"the graph: scaler {trained.scaler.to_dict()}, frame {None if trained.frame is None else trained.frame.to_dict()}"
+        f"exported {onnx} (outputs {result['outputs']}, dynamic axes {result['dynamic']}); the rescaler and "
+        f"input frame stay outside the graph, stored in its metadata: scaler {trained.scaler.to_dict()}, "
+        f"frame {None if trained.frame is None else trained.frame.to_dict()}"
     )
     if check:
         console.print(
             "parity (max |onnxruntime - torch|): "
             + ", ".join(f"{k}: {v:.1e}" for k, v in result["parity"].items())
+        )
+    if "clusters_equal" in result:
+        console.print(
+            "binary clusters (eq. (16), tau_p = 10) equal in both backends: "
+            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in result["clusters_equal"].items())
         )
 
 
@@ -739,11 +767,20 @@ def reproduce(
             "--set 'models=[tree_transformer_gain]'.",
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train the independent runs in N processes, one torch thread each "
+            "(tree-transformer, elu-cosformer); default: one after the other in this process.",
+        ),
+    ] = None,
 ) -> None:
     """Reproduce a paper end to end: data, training, evaluation, figures, tables and claims."""
     if paper not in REPRODUCTIONS:
         raise typer.BadParameter(f"unknown paper {paper!r}; available: {', '.join(REPRODUCTIONS)}")
     import importlib
+    import inspect
 
     if out is not None:
         check_output_folder(out, "--out")
@@ -753,6 +790,13 @@ def reproduce(
     config = config_type.quick() if quick else config_type()
     config = reproduce_overrides(config, deployment, overrides or [])
     folder = out or Path("runs") / f"{paper}-{config.mode}"
+    extra = {}
+    if jobs is not None:
+        if "jobs" not in inspect.signature(module.run).parameters:
+            raise typer.BadParameter(
+                f"--jobs is not supported by the {paper} reproduction (its runs are not independent)"
+            )
+        extra["jobs"] = jobs
     results = module.run(
         config,
         folder,
@@ -760,6 +804,7 @@ def reproduce(
         workers=workers,
         train_only=train_only,
         log=lambda m: console.print(f"[dim]{m}[/dim]"),
+        **extra,
     )
     if train_only:
         console.print(f"trained runs in {folder / 'runs'}: {', '.join(results['runs'])}")

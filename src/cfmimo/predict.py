@@ -27,6 +27,7 @@ from cfmimo.data.transforms import PositionFrame, PowerScaler
 from cfmimo.npzio import npz_array
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.policies.neural import PositionPowerPolicy
+from cfmimo.problems.base import Allocation
 from cfmimo.problems.maxmin_power import MaxMinPower, power_instance
 from cfmimo.sim.network import networks_from_positions, sample_channel_state
 from cfmimo.yamlio import load_yaml_file, read_utf8
@@ -146,3 +147,102 @@ def predict_setup(
         "dl_total_mw": float(pred.p_dl[0].sum()),
         "dl_budget_mw": sc.dl_total_power_mw,
     }
+
+
+def predict_cluster_setup(
+    model: torch.nn.Module,
+    scaler: PowerScaler,
+    ue: np.ndarray,
+    ap: np.ndarray,
+    scenario: Scenario,
+    *,
+    seed: int = 0,
+    frame: PositionFrame | None = None,
+    threshold: float = 0.3,
+) -> dict[str, Any]:
+    """A clustering + power model (elu-cosformer Sect. IV) on one setup at given positions: its
+    clusters (eq. (16) + repair, at most tau_p = the scenario's tau_p UEs per AP) and powers
+    (eqs. (19)-(21)), their per-UE SEs, and the exact max-min powers for the same clusters
+    ("Optimal UC-CF") for comparison. ``model`` may be a PyTorch model or an ``OnnxRuntimeModel``."""
+    from cfmimo.policies.neural import ClusterPowerPolicy
+    from cfmimo.problems.clustering_power import ClusteringInstance, ClusteringPower
+
+    sc = scenario.with_(K=int(ue.shape[0]), L=int(ap.shape[0]))
+    net = networks_from_positions(
+        sc,
+        torch.tensor(ap[None], dtype=torch.float64),
+        torch.tensor(ue[None], dtype=torch.float64),
+        seed=seed,
+        indices=range(1),
+    )
+    inst = ClusteringInstance(net, sample_channel_state(net), sc.tau_p)
+    problem = ClusteringPower()
+    pred = ClusterPowerPolicy(model, scaler, frame, threshold=threshold)(inst)
+    powers = MaxMinClosedForm(rtol=1e-12)(pred.info["power_instance"])  # Optimal UC-CF: same clusters
+    opt = Allocation(serving=pred.serving, p_ul=powers.p_ul, p_dl=powers.p_dl)
+    mp, mo = problem.metrics(inst, pred), problem.metrics(inst, opt)
+    serving = pred.serving[0]  # [L, K]
+    return {
+        "K": sc.K,
+        "L": sc.L,
+        "tau_p": sc.tau_p,
+        "serving_aps": [serving[:, k].nonzero().flatten().tolist() for k in range(sc.K)],
+        "max_ues_per_ap": int(serving.sum(-1).max()),
+        "p_ul_mw": pred.p_ul[0].tolist(),
+        "p_dl_mw": pred.p_dl[0].tolist(),
+        "se_ul": mp["se_ul"][0].tolist(),
+        "se_dl": mp["se_dl"][0].tolist(),
+        "optimal": {
+            "p_ul_mw": opt.p_ul[0].tolist(),
+            "p_dl_mw": opt.p_dl[0].tolist(),
+            "se_ul": mo["se_ul"][0].tolist(),
+            "se_dl": mo["se_dl"][0].tolist(),
+        },
+        "dl_total_mw": float(pred.p_dl[0].sum()),
+        "dl_budget_mw": sc.dl_total_power_mw,
+    }
+
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def load_predictor(
+    path: str | os.PathLike, backend: str = "torch", *, threads: int = 1
+) -> tuple[torch.nn.Module, PowerScaler, PositionFrame | None]:
+    """(model, scaler, frame) of a checkpoint (.ckpt) or an exported file (.onnx, with the metadata
+    of ``cfmimo export``) for ``backend`` "torch" (checkpoints only) or "onnxruntime" (a checkpoint
+    is exported to a temporary file first, parity-checked). ValueError naming the file or backend."""
+    from cfmimo.export import OnnxRuntimeModel, export_trained
+    from cfmimo.learn.trainer import load_trained
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        if backend != "onnxruntime":
+            raise ValueError(f"{path} is an ONNX file: use --backend onnxruntime")
+        model = OnnxRuntimeModel(path, threads=threads)
+        meta = model.metadata
+        if not meta or not meta.get("scaler"):
+            raise ValueError(
+                f"ONNX file {path} has no cfmimo metadata (scaler): export it with cfmimo export"
+            )
+        frame = PositionFrame.from_dict(meta["frame"]) if meta.get("frame") else None
+        return model, PowerScaler.from_dict(meta["scaler"]), frame
+    trained = load_trained(path)
+    if backend == "torch":
+        return trained.model, trained.scaler, trained.frame
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # onnxruntime reads the file at session creation
+        onnx_path = Path(tmp) / "model.onnx"
+        export_trained(trained, onnx_path, check=True)
+        model = OnnxRuntimeModel(onnx_path, threads=threads)
+    return model, trained.scaler, trained.frame
+
+
+def is_cluster_predictor(model: torch.nn.Module) -> bool:
+    """Whether ``model`` (PyTorch or ONNX Runtime) is a clustering + power model."""
+    from cfmimo.export import OnnxRuntimeModel, is_cluster_model
+
+    return model.is_cluster if isinstance(model, OnnxRuntimeModel) else is_cluster_model(model)

@@ -158,3 +158,49 @@ def test_reproduce_quick_cli(tmp_path):
     result = runner.invoke(app, ["reproduce", "elu-cosformer", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "results.json").is_file()
+
+
+def _trained_runs(out):
+    from types import SimpleNamespace
+
+    from cfmimo.learn.trainer import load_trained
+
+    runs = {}
+    for key in ("elu_cosformer", "cosformer_cluster"):
+        model, scaler, _, frame = load_trained(next((out / "runs" / key / "checkpoints").glob("best*.ckpt")))
+        runs[key] = SimpleNamespace(model=model, scaler=scaler, frame=frame)
+    return runs
+
+
+def test_evaluation_is_batch_and_device_independent(tiny_run):
+    """The evaluation (issue #15: batched, on a GPU when present) gives the same numbers per setup
+    for any eval_batch, and on CUDA (when present) the same as on the CPU, to float32 round-off."""
+    out, _ = tiny_run
+    trained = _trained_runs(out)
+    base = {**TINY, "test_K": [12], "noise_sigmas_m": [0.0], "eval_device": "cpu"}
+
+    def rows(**fields):
+        config = EluCosFormerConfig(**{**base, **fields})
+        got, powers = elu_cosformer._evaluate(
+            config, trained, elu_cosformer._evaluation_plan(config), lambda m: None
+        )
+        return {r["scheme"]: r for r in got}, torch.cat(powers["pred_ul"])
+
+    ref, ref_p = rows(eval_batch=4)
+    assert set(ref) >= {"optimal_cf", "dcc", "optimal_uc_cf", "predicted_uc_cf", "sigma=0"}
+    assert all(next(m.parameters()).device.type == "cpu" for m in (t.model for t in trained.values()))
+
+    def same(a, a_p, b, b_p):
+        for scheme, r in a.items():
+            for k, v in r.items():
+                if isinstance(v, float):
+                    assert v == pytest.approx(b[scheme][k], rel=1e-4, abs=1e-5), (scheme, k)
+        torch.testing.assert_close(a_p, b_p, rtol=1e-4, atol=1e-4)
+
+    same(*rows(eval_batch=1), ref, ref_p)
+    if torch.cuda.is_available():
+        same(*rows(eval_batch=4, eval_device="cuda"), ref, ref_p)
+        assert all(next(m.parameters()).device.type == "cpu" for m in (t.model for t in trained.values()))
+    else:
+        with pytest.raises(ValueError, match="eval_device"):
+            elu_cosformer.eval_device(EluCosFormerConfig(**{**base, "eval_device": "cuda"}))

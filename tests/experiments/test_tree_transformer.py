@@ -38,8 +38,11 @@ def test_outputs_and_results_layout(tiny_run):
     for name in ("tree_transformer", "transformer", "cosformer", "performer"):
         m = saved["models"][name]
         assert m["params"] == m["paper_params"] and m["latency_ms"] > 0
+        assert m["latency_ms_onnxruntime"] is None or m["latency_ms_onnxruntime"] > 0
+        assert m["timing"]["epochs"] == TINY["epochs"] and m["timing"]["steps"] > 0
     ids = {c["id"] for c in saved["claims"]}
     assert {"se_gap_ul", "se_gap_dl", "latency_lowest", "params_tree_transformer"} <= ids
+    assert "latency_lowest_onnxruntime" in ids
     for c in saved["claims"]:
         assert set(c) == {"id", "description", "paper_value", "ours", "holds"}
     for f in (

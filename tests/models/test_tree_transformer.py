@@ -208,3 +208,46 @@ def test_onnx_dynamo_export_dynamic_ue_count(tmp_path):
         dynamic_shapes=({0: dims[0], 1: dims[1]}, {0: dims[0], 1: dims[2]}),
     )
     _check_onnx(model, tmp_path / "tree.onnx", [(3, 16), (17, 16), (1, 4)])
+
+
+# ---- inference fast path (issue #15): folded weights, no masks, one-token attention
+@pytest.mark.parametrize("name", ["tree_transformer", "tree_transformer_lean"])
+def test_fast_path_equals_masked_path_float64(name):
+    model = _model(name, seed=3)
+    with torch.no_grad():
+        for K in (1, 2, 3, 5, 8, 13, 40, 129):
+            for L in (1, 16):
+                ue, ap = _positions(2, K, K), _positions(2, L, 100 + L)
+                fast = model(ue, ap)  # eval + no_grad: the fast path
+                slow = model.decode(*model.encode(ue, ap))
+                assert (fast - slow).abs().max().item() <= 1e-10, (K, L)
+        # the single-token encoder shortcut against nn.TransformerEncoder itself
+        root = torch.randn(3, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        f = model._folded_weights()
+        x = root
+        for layer, (w_sa, b_sa) in zip(model.root_encoder.layers, f.attention, strict=True):
+            x = layer.norm1(x + torch.addmm(b_sa, x, w_sa))
+            x = layer.norm2(x + layer.linear2(layer.activation(layer.linear1(x))))
+        want = model.root_encoder(root.unsqueeze(1)).squeeze(1)
+        assert (x - want).abs().max().item() <= 1e-10
+
+
+def test_fast_path_is_taken_only_in_inference_and_follows_weight_changes():
+    model = _model(seed=4)
+    ue, ap = _positions(1, 9, 1), _positions(1, 16, 2)
+    calls = []
+    original = model.forward_fast
+    model.forward_fast = lambda *a: calls.append(1) or original(*a)
+    with torch.no_grad():
+        model(ue, ap)
+        model(ue, ap, torch.ones(1, 9, dtype=torch.bool))  # masks given: the masked path
+    model(ue, ap)  # autograd on: the masked path (the folded weights carry no gradient)
+    assert len(calls) == 1
+    with torch.no_grad():
+        before = model(ue, ap)
+        model.tree.merge.weight.mul_(0.5)  # in place: the cache must notice
+        after = model(ue, ap)
+        assert (after - before).abs().max().item() > 1e-6
+        torch.testing.assert_close(after, model.decode(*model.encode(ue, ap)), rtol=0, atol=1e-12)
+        model.load_state_dict(_model(seed=5).state_dict())
+        torch.testing.assert_close(model(ue, ap), model.decode(*model.encode(ue, ap)), rtol=0, atol=1e-12)

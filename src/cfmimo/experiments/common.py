@@ -133,6 +133,36 @@ def latency_ms(
     return statistics.median(times)
 
 
+def onnxruntime_latency_ms(
+    model: nn.Module, K: int, L: int, *, repeats: int = 20, warmup: int = 3, seed: int = 0
+) -> float | None:
+    """``latency_ms`` with the forward pass in onnxruntime (the model exported to a temporary file,
+    run by ``export.OnnxRuntimeModel`` with as many intra-op threads as torch uses); None without
+    onnxruntime or for a model that cannot be exported with a dynamic K."""
+    import tempfile
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    from cfmimo.export import OnnxRuntimeModel, export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        try:
+            export_onnx(model, path, check=False)
+        except ValueError:
+            return None
+        return latency_ms(
+            OnnxRuntimeModel(path, threads=torch.get_num_threads()),
+            K,
+            L,
+            repeats=repeats,
+            warmup=warmup,
+            seed=seed,
+        )
+
+
 def quantiles(x: torch.Tensor, points: int = 101) -> list[float]:
     """Empirical quantiles at 0, 1/(points-1), ..., 1 (for CDF tables)."""
     q = torch.linspace(0, 1, points, dtype=torch.float64)

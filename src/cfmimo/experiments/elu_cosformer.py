@@ -27,7 +27,6 @@ and the "elu1" curve (φ = ELU + 1, ``models.attention``) is the ELU-CosFormer r
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -111,6 +110,9 @@ class EluCosFormerConfig(BaseModel):
     test_K: list[int] = [5, 10, 15, 20, 25, 30, 35, 40]  # Figs. 5-7, 10, 11
     test_samples: int = 200  # per K
     eval_batch: int = 50  # test setups per evaluation batch (memory)
+    # device of the evaluation (test setups, statistics, models, schemes): "auto" = CUDA when
+    # present; the numbers do not depend on it (streams are drawn on the CPU; float tolerance)
+    eval_device: Literal["auto", "cpu", "cuda"] = "auto"
     realizations: int = 100  # channel realizations per setup, training labels and evaluation
     sigma_ue_m: float = 1.0  # eqs. (29)-(30)
     sigma_ap_m: float = 1.0
@@ -180,6 +182,7 @@ def run(
     workers: int | None = None,
     train_only: bool = False,
     log: Callable[[str], None] = print,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run the whole reproduction into ``out``; returns the results written to results.json.
 
@@ -187,9 +190,13 @@ def run(
     (train on a GPU machine, then evaluate with the same ``out`` elsewhere: finished runs are
     reused; keep ``out`` at the same absolute path, which the checkpoints record).
 
-    Resumable: the dataset and finished training runs in ``out`` are reused."""
+    Resumable: the dataset and finished training runs in ``out`` are reused. ``jobs``: train the
+    (independent) runs in that many processes, one torch thread each
+    (``training.train_power_models``)."""
     from cfmimo.experiments.elu_cosformer_report import figures, write_report
-    from cfmimo.experiments.training import train_power_model
+    from cfmimo.experiments.training import PowerRun, check_jobs, train_power_models
+
+    check_jobs(jobs)
 
     start = time.perf_counter()
     out = Path(out)
@@ -214,18 +221,13 @@ def run(
     dynamic = {"lam": config.lam, "threshold": config.threshold, "realizations": config.realizations}
     n = config.train_samples  # the trainer holds out round(10 %) of every size for validation
     train_samples = len(config.train_K) * (n - min(max(round(0.1 * n), 1), n - 1))
-    trained: dict[str, Any] = {}
-    timing: dict[str, dict[str, float]] = {}
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    for key in keys:
-        epochs = config.epochs if key == MAIN else (config.study_epochs or config.epochs)
-        log(f"training {key} ({epochs} epochs, dynamic supervision, {device})")
-        run_dir = out / "runs" / key
-        tm = train_power_model(
+    runs = {
+        key: PowerRun(
             _run_model(key),
             out / "data" / "train",
-            run_dir,
-            epochs=epochs,
+            out / "runs" / key,
+            epochs=config.epochs if key == MAIN else (config.study_epochs or config.epochs),
             batch_size=config.batch_size,
             lr=config.lr,
             sigma_ue_m=config.sigma_ue_m,
@@ -233,8 +235,13 @@ def run(
             seed=config.seed,
             dynamic=dynamic,
         )
-        trained[key] = tm
-        timing[key] = _training_timing(run_dir, tm, train_samples, device)
+        for key in keys
+    }
+    log(f"training {len(runs)} runs (dynamic supervision, {device})")
+    trained: dict[str, Any] = train_power_models(runs, jobs=jobs, log=log)
+    timing = {
+        key: _training_timing(run.run_dir, trained[key], train_samples, device) for key, run in runs.items()
+    }
     t_train = time.perf_counter() - start - t_data
     if train_only:
         return {"runs": {name: str(Path(tm.checkpoint).parent.parent) for name, tm in trained.items()}}
@@ -337,6 +344,7 @@ def run(
         "stage_seconds": {"data": t_data, "training": t_train, "evaluation": t_eval},
         "cfmimo": __version__,
         "training_device": device,
+        "evaluation_device": str(eval_device(config)),
         "config": config.model_dump(),
         "models": models_out,
         "metrics": {
@@ -363,22 +371,34 @@ def run(
 
 
 # ----------------------------------------------------------------------------- training
-def _training_timing(run_dir: Path, tm: Any, train_samples: int, device: str) -> dict[str, float]:
-    """Training time per epoch = training samples / this call's throughput (validation excluded).
+def _training_timing(run_dir: Path, tm: Any, train_samples: int, device: str) -> dict[str, Any]:
+    """Training time per epoch (validation excluded) from the run's ``timing.json``, which the
+    trainer writes for every trained run with totals over every call that trained it (resumes
+    included; ``learn.trainer.write_timing``), so a re-run that only reloads a finished checkpoint
+    still reports the time of the calls that trained it.
 
-    A re-run that only reloads a finished checkpoint trains nothing: the figures of the call that
-    trained are kept in ``run_dir/timing.json``."""
-    path = Path(run_dir) / "timing.json"
+    A timing.json of this module's older format (train_samples_per_s, train_s_per_epoch, device)
+    is read the same way; without any, this call's throughput (``train_samples`` per epoch); NaN
+    only for a run trained before timing.json existed and not retrained since."""
+    from cfmimo.learn.trainer import read_timing
+
+    timing = tm.timing if getattr(tm, "timing", None) is not None else read_timing(run_dir)
+    if timing is not None and math.isfinite(float(timing.get("train_s_per_epoch", math.nan))):
+        return {
+            "train_samples_per_s": float(timing["train_samples_per_s"]),
+            "train_s_per_epoch": float(timing["train_s_per_epoch"]),
+            "device": str(timing.get("device", device)),
+            "wall_seconds": timing.get("wall_seconds"),
+            "steps": timing.get("steps"),
+            "steps_per_s": timing.get("steps_per_s"),
+            "threads": timing.get("threads"),
+        }
     if tm.samples_per_s > 0 and math.isfinite(tm.samples_per_s):
-        timing = {
+        return {
             "train_samples_per_s": tm.samples_per_s,
             "train_s_per_epoch": train_samples / tm.samples_per_s,
             "device": device,
         }
-        write_json(path, timing)
-        return timing
-    if path.is_file():
-        return json.loads(path.read_text())
     return {"train_samples_per_s": float("nan"), "train_s_per_epoch": float("nan"), "device": device}
 
 
@@ -452,10 +472,46 @@ def optimal_for_clusters(predicted: Allocation) -> Allocation:
     )
 
 
+def eval_device(config: EluCosFormerConfig) -> torch.device:
+    """The evaluation device: ``config.eval_device``, "auto" = CUDA when present; ValueError for
+    "cuda" on a machine without one."""
+    if config.eval_device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.eval_device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "eval_device='cuda' but no CUDA GPU is available on this machine; use 'cpu' or 'auto'"
+        )
+    return torch.device(config.eval_device)
+
+
 def _evaluate(
     config: EluCosFormerConfig, trained: dict[str, Any], plan: dict[str, tuple[str, float]], log
 ) -> tuple[list[dict[str, Any]], dict[str, list[torch.Tensor]]]:
-    """Rows (scheme, K, means over the test samples) and the powers of Fig. 9."""
+    """Rows (scheme, K, means over the test samples) and the powers of Fig. 9 (on the CPU).
+
+    Runs on ``eval_device(config)``: each batch of ``eval_batch`` test setups is sampled there
+    (the same setups on any device: the random streams are CPU generators), and the models, the
+    statistics, the clusterings and the closed forms all run there in batched ops; the models
+    return to the CPU afterwards. Per-sample results do not depend on ``eval_batch`` (per-sample
+    streams), so a GPU run may use large batches."""
+    device = eval_device(config)
+    used = {key for key, _ in plan.values()}
+    for key in used:
+        trained[key].model.to(device)
+    try:
+        return _evaluate_on(config, trained, plan, log, device)
+    finally:
+        for key in used:
+            trained[key].model.to("cpu")
+
+
+def _evaluate_on(
+    config: EluCosFormerConfig,
+    trained: dict[str, Any],
+    plan: dict[str, tuple[str, float]],
+    log,
+    device: torch.device,
+) -> tuple[list[dict[str, Any]], dict[str, list[torch.Tensor]]]:
     prob = ClusteringPower()
     baselines = {
         "optimal_cf": ClusteredMaxMin(Clustering(kind="all")),
@@ -484,7 +540,7 @@ def _evaluate(
         scenario, seed = _scenario(config, K), _test_seed(config, K)
         for first in range(0, config.test_samples, config.eval_batch):
             n = min(config.eval_batch, config.test_samples - first)
-            inst = prob.sample(scenario, n, seed=seed, first_index=first)
+            inst = prob.sample(scenario, n, seed=seed, first_index=first, device=device)
             got: dict[str, dict[str, torch.Tensor]] = {}
             for name, policy in baselines.items():
                 got[name] = prob.metrics(inst, policy(inst))
@@ -495,10 +551,10 @@ def _evaluate(
                 if pk == (MAIN, config.eval_sigma_m):
                     opt = optimal_for_clusters(alloc)
                     got["optimal_uc_cf"] = prob.metrics(inst, opt)
-                    powers["pred_ul"].append(alloc.p_ul.flatten().double())
-                    powers["pred_dl"].append(alloc.p_dl.flatten().double())
-                    powers["opt_ul"].append(opt.p_ul.flatten().double())
-                    powers["opt_dl"].append(opt.p_dl.flatten().double())
+                    powers["pred_ul"].append(alloc.p_ul.flatten().double().cpu())
+                    powers["pred_dl"].append(alloc.p_dl.flatten().double().cpu())
+                    powers["opt_ul"].append(opt.p_ul.flatten().double().cpu())
+                    powers["opt_dl"].append(opt.p_dl.flatten().double().cpu())
             for scheme, pk in plan.items():
                 got[scheme] = by_policy[pk]
             for scheme, m in got.items():
@@ -515,7 +571,7 @@ def _evaluate(
                     **{k: v if k == "nonfinite" else v / config.test_samples for k, v in acc.items()},
                 }
             )
-        log(f"  K = {K}: {time.perf_counter() - t0:.1f} s")
+        log(f"  K = {K}: {time.perf_counter() - t0:.1f} s on {device}")
     return rows, powers
 
 

@@ -21,6 +21,7 @@ Also runnable as ``python -m cfmimo.learn.trainer --config FILE [--set key=value
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import re
@@ -269,18 +270,31 @@ def _history_callback() -> Any:
     class TrainingHistory(Callback):
         def __init__(self) -> None:
             self.history: list[dict[str, float]] = []
-            self.train_seconds, self.train_samples = 0.0, 0
+            self.train_seconds, self.train_samples = 0.0, 0  # this call (throughput of TrainResult)
+            # totals over every call that trained this run (saved in the checkpoint, so a resumed
+            # run keeps counting): training-epoch time (validation excluded), epoch wall time
+            # (validation included), optimizer steps/batches, samples and epochs timed
+            self.totals = {"train_seconds": 0.0, "wall_seconds": 0.0, "steps": 0, "samples": 0, "epochs": 0}
+            self.device = "unknown"
             self._start: float | None = None
+            self._epoch_start: float | None = None
+
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            self.device = _device_name(trainer)
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self._start = time.perf_counter()
+            self._start = self._epoch_start = time.perf_counter()
 
         def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, i: int) -> None:
             self.train_samples += len(batch["K"])
+            self.totals["samples"] += len(batch["K"])
+            self.totals["steps"] += 1
 
         def _stop_clock(self) -> None:
             if self._start is not None:
-                self.train_seconds += time.perf_counter() - self._start
+                elapsed = time.perf_counter() - self._start
+                self.train_seconds += elapsed
+                self.totals["train_seconds"] += elapsed
                 self._start = None
 
         def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
@@ -289,17 +303,117 @@ def _history_callback() -> Any:
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             self._stop_clock()
+            if self._epoch_start is not None:
+                self.totals["wall_seconds"] += time.perf_counter() - self._epoch_start
+                self.totals["epochs"] += 1
+                self._epoch_start = None
             logged = sorted(trainer.callback_metrics.items())
             entry = {k: float(v) for k, v in logged if k == "train_loss" or k.startswith("val_loss")}
             self.history.append({"epoch": trainer.current_epoch, **entry})
 
         def state_dict(self) -> dict[str, Any]:
-            return {"history": self.history}
+            return {"history": self.history, "totals": dict(self.totals), "device": self.device}
 
         def load_state_dict(self, state_dict: dict[str, Any]) -> None:
             self.history = list(state_dict["history"])
+            totals = state_dict.get("totals")  # absent in checkpoints written before timing.json
+            if isinstance(totals, dict):
+                self.totals.update(
+                    {k: totals[k] for k in self.totals if isinstance(totals.get(k), (int, float))}
+                )
 
     return TrainingHistory()
+
+
+def _checkpoint_callback(base: type) -> type:
+    """``ModelCheckpoint`` that saves last.ckpt after every validation (or training epoch without
+    validation), as Lightning did before 2.6. Lightning 2.6 saves "last" only in a step where a
+    top-k checkpoint was saved, so after a final epoch that does not improve the validation loss,
+    last.ckpt stays an epoch (or more) behind: a re-run of a finished run (``reproduce`` after
+    ``--train-only``) then "resumes" and retrains the tail epochs, changing the model it evaluates.
+    Same state key as Lightning's class, so checkpoints stay interchangeable."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    class ModelCheckpoint(base):  # type: ignore[misc, valid-type]
+        __qualname__ = "ModelCheckpoint"  # the callback's state key in checkpoints
+
+        def _save_last_if_behind(self, trainer: Any) -> None:
+            if (
+                self.save_last
+                and not trainer.sanity_checking
+                and trainer.state.fn == TrainerFn.FITTING
+                and self._last_global_step_saved != trainer.global_step
+            ):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_validation_end(trainer, pl_module)
+            if not self._should_save_on_train_epoch_end(trainer):
+                self._save_last_if_behind(trainer)
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):
+                self._save_last_if_behind(trainer)
+
+    return ModelCheckpoint
+
+
+TIMING_FILE = "timing.json"
+
+
+def _device_name(trainer: Any) -> str:
+    """ "cpu", or "cuda:0 (NVIDIA H100 ...)" for the device a Trainer ran on."""
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def write_timing(
+    out: Path, totals: Mapping[str, Any], *, device: str, world_size: int, validation_in_train: bool = False
+) -> dict[str, Any]:
+    """Write ``out/timing.json`` (atomically) for a trained run and return it: totals over every call
+    that trained the run (resumes included), from the checkpointed ``TrainingHistory``.
+
+    Keys: ``wall_seconds`` (training epochs with their validation), ``train_seconds`` (training
+    only), ``epochs`` (epochs timed), ``steps`` (optimizer steps = batches, per process),
+    ``train_samples``, ``steps_per_s``, ``train_samples_per_s`` (all processes),
+    ``train_s_per_epoch``, ``device``, ``threads`` (torch intra-op threads), ``world_size``,
+    ``validation_in_train`` (True where a trainer cannot separate validation from training time,
+    e.g. the step-based unsupervised trainer). A missing ``samples`` total gives null samples."""
+    train_s = float(totals.get("train_seconds", 0.0))
+    epochs, steps = int(totals.get("epochs", 0)), int(totals.get("steps", 0))
+    samples = None if totals.get("samples") is None else int(totals["samples"]) * world_size
+    nan = float("nan")
+    timing = {
+        "wall_seconds": float(totals.get("wall_seconds", 0.0)),
+        "train_seconds": train_s,
+        "epochs": epochs,
+        "steps": steps,
+        "train_samples": samples,
+        "steps_per_s": steps / train_s if train_s > 0 else nan,
+        "train_samples_per_s": samples / train_s if train_s > 0 and samples is not None else nan,
+        "train_s_per_epoch": train_s / epochs if epochs else nan,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "world_size": world_size,
+        "validation_in_train": validation_in_train,
+    }
+    from cfmimo.config import atomic_write_text
+
+    atomic_write_text(out / TIMING_FILE, json.dumps(timing, indent=2))
+    return timing
+
+
+def read_timing(out: str | os.PathLike) -> dict[str, Any] | None:
+    """``out/timing.json`` of a trained run, or None when there is none (or it is unreadable)."""
+    path = Path(out) / TIMING_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _best_entry(history: list[dict[str, float]]) -> dict[str, float]:
@@ -329,11 +443,16 @@ def _finished_run(
     best_path = next(
         (v.get("best_model_path") for k, v in states.items() if str(k).startswith("ModelCheckpoint")), None
     )
-    history = next((v.get("history") for k, v in states.items() if "TrainingHistory" in str(k)), None)
+    history_state = next((v for k, v in states.items() if "TrainingHistory" in str(k)), {})
+    history = history_state.get("history")
     if not isinstance(best_path, str) or not best_path or not Path(best_path).is_file():
         return None
     if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
         return None  # no usable history: let Lightning resume (it finds nothing left to do)
+    out = Path(config.trainer.out_dir)
+    totals = history_state.get("totals")
+    if not (out / TIMING_FILE).is_file() and isinstance(totals, dict):  # e.g. deleted: rebuild it
+        write_timing(out, totals, device=str(history_state.get("device", "unknown")), world_size=1)
     best = _best_entry(history)
     prefix = "val_loss/"
     return TrainResult(
@@ -437,7 +556,7 @@ def train(
         num_workers=config.data.num_workers,
         prepare=data.prepare,
     )
-    checkpoint = ModelCheckpoint(
+    checkpoint = _checkpoint_callback(ModelCheckpoint)(
         dirpath=out / CHECKPOINT_DIR,
         filename="best-{epoch:03d}",
         monitor="val_loss",
@@ -478,6 +597,8 @@ def train(
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     seconds = time.perf_counter() - start
 
+    if rank_zero_only.rank == 0:
+        write_timing(out, history.totals, device=_device_name(trainer), world_size=int(trainer.world_size))
     best_score = checkpoint.best_model_score
     best_val = float(best_score) if best_score is not None else float("nan")
     entries = history.history

@@ -380,7 +380,7 @@ def train_unsupervised(
     sure the checkpoint belongs to the same config.
 
     Returns {"model" (best checkpoint's weights, eval mode), "policy", "best_checkpoint",
-    "last_checkpoint" (Lightning's last.ckpt: rewritten only with a new best), "final_checkpoint" (the
+    "last_checkpoint" (last.ckpt, rewritten at every validation), "final_checkpoint" (the
     weights and recipe state after the last step), "best_val_objective", "initial_val_objective" (the untrained model), "initial_val_logs" (a recipe's validation logs, untrained),
     "history" (one row per validation), "recipe_state" (e.g. the final multipliers), "seconds",
     "steps_per_second" (of this call), "resumed_from_step" (0 unless resumed)}.
@@ -408,7 +408,9 @@ def train_unsupervised(
             else {}
         )
     out = Path(cfg.out_dir)
-    checkpoint = ModelCheckpoint(
+    from cfmimo.learn.trainer import _checkpoint_callback  # last.ckpt at every validation (Lightning 2.6)
+
+    checkpoint = _checkpoint_callback(ModelCheckpoint)(
         dirpath=out / "checkpoints",
         filename="best-{step:06d}",
         monitor="val_objective",
@@ -449,10 +451,23 @@ def train_unsupervised(
         val_dataloaders=_loader(val, cfg.batch_size, shuffle=False, seed=cfg.seed),
     )
     seconds = time.perf_counter() - start
-    # the weights after the last step: Lightning's "last.ckpt" (save_last=True) is only rewritten when a
-    # top-k checkpoint is saved, i.e. it is the last *best* one, not the end of training
+    # the weights after the last step, also when the last validation came before it
     final = out / "checkpoints" / "final.ckpt"
     trainer.save_checkpoint(final)
+    from cfmimo.learn.trainer import _device_name, write_timing
+
+    write_timing(  # steps interleave with validation here: one fit time for both
+        out,
+        {
+            "train_seconds": seconds,
+            "wall_seconds": seconds,
+            "steps": trainer.global_step,
+            "epochs": trainer.current_epoch,
+        },
+        device=_device_name(trainer),
+        world_size=1,
+        validation_in_train=True,
+    )
     best = checkpoint.best_model_path or checkpoint.last_model_path
     model, _ = load_unsupervised(best)
     return {

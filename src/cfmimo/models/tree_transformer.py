@@ -33,6 +33,12 @@ stage M_b = ceil(log2 K_b) (K_b = 1: the projected descriptor z_1^(0), M_b = 0).
 over the ceil(log2 K_max) stages only, vectorized across samples and users. Padded APs are
 excluded from the AP mean. Outputs at padded UEs are meaningless.
 
+Inference fast path. Without masks, in eval mode and without autograd, ``forward`` runs
+``forward_fast``: the same function with the linear maps between a UE's position and the first
+nonlinearity folded into cached weights and the one-token attention reduced to out_proj(v_proj(.))
+(equal to the masked path to round-off; at batch 1 faster than the authors' model.py at every K
+measured, docs/benchmarks.md). Training, padded batches and exports use the masked path below.
+
 ONNX. The number of stages, ceil(log2 K), is data-dependent on K: a plain trace bakes it in (the
 legacy exporter then gives wrong outputs for other K, e.g. 1.5e-2 off at K = 17 when traced at
 K = 5) and torch.export specializes K. So whenever the tree cannot branch on K in Python (ONNX
@@ -50,6 +56,7 @@ merge Linear); the ONNX exporter's own torch.export call does not raise on these
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -178,7 +185,138 @@ class TreeTransformerPower(nn.Module):
         ue_mask: torch.Tensor | None = None,
         ap_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if ue_mask is None and ap_mask is None and self.can_use_fast_path(ue):
+            return self.forward_fast(ue, ap)
         return self.decode(*self.encode(ue, ap, ue_mask, ap_mask))
+
+    def can_use_fast_path(self, ue: torch.Tensor) -> bool:
+        """Whether ``forward`` may take ``forward_fast``: inference (eval mode, no autograd, so
+        dropout is off and nothing needs the masked graph's gradients), a concrete K (not while
+        exporting, tracing or compiling with a symbolic K: the exported graph must keep the
+        fixed-depth tree) and no final norm on the root encoder (the fast path does not apply one)."""
+        return (
+            not self.training
+            and not torch.is_grad_enabled()
+            and not _fixed_depth(ue.shape[1])
+            and self.root_encoder.norm is None
+        )
+
+    def forward_fast(self, ue: torch.Tensor, ap: torch.Tensor) -> torch.Tensor:
+        """Unpadded inference in fewer and smaller ops: the same function as ``forward`` without
+        masks (equal to round-off; tests/models/test_tree_transformer.py checks 1e-10 in float64).
+
+        The network is affine from the UE position u_k up to the first nonlinearity on every path
+        that does not go through the root, so the linear maps are folded (W_ue, then the first half
+        of W₀ or of the decoder's first layer) and applied to the 2-D positions directly:
+
+        - leaves: x_k = W₀ [W_ue u_k + b_ue ; e^AP] + b₀ = A u_k + c, A = W₀ₐ W_ue [d_mod, 2];
+        - first merge: W [x_(2q-1) ; x_(2q)] + b = [W_L A, W_R A] [u_(2q-1) ; u_(2q)] + (W_L + W_R) c + b
+          (a [4 -> d_mod] map on pairs of positions; an odd last UE merges with the zero vector:
+          W_L A u + W_L c + b), so the K leaf vectors are never formed;
+        - later merges as the paper (zero vector appended to an odd level, one shared W);
+        - the root encoder on one token: softmax over one key is 1, so self-attention is
+          out_proj(v_proj(z)) (the query and key projections drop out, exactly);
+        - decoder: ReLU(D_z [W_ue u_k + b_ue ; e^AP] + D_r z'_root + d) = ReLU(G u_k + g), G = D_zₐ W_ue.
+
+        Per UE this is a 4 x d_mod map per pair and a 2 x d_mod + d_mod x 2 decoder, instead of
+        the 2 d_enc x d_mod projection, the first 2 d_mod x d_mod merge and the
+        (2 d_enc + d_mod) x d_mod decoder layer: about 5x fewer flops at large K.
+
+        The folded weights are cached (``_folded_weights``) and carry no gradient: inference only,
+        in eval mode (no dropout). Batch-1 latency vs the authors' model.py: benchmarks/
+        authors_latency.py and docs/benchmarks.md.
+
+        Shapes: ue [B, K, 2], ap [B, L, 2] -> [B, K, 2].
+        """
+        if ue.ndim != 3 or ue.shape[-1] != 2 or ap.ndim != 3 or ap.shape[-1] != 2:
+            raise ValueError(
+                f"ue and ap must be [B, K, 2] and [B, L, 2], got {tuple(ue.shape)}, {tuple(ap.shape)}"
+            )
+        f = self._folded_weights()
+        b, k, _ = ue.shape
+        e_ap = self.ap_encoder(ap).mean(1)  # [B, d_enc], a)
+        if k == 1:  # M = 0: the root is the projected descriptor A u + c
+            root = torch.addmm(torch.addmm(f.leaf_bias, e_ap, f.leaf_ap), ue[:, 0], f.leaf_w)
+        else:
+            # the first merge on pairs of positions: [B, K//2, 4] -> [B, K//2, d_mod]
+            pairs = ue[:, : k - k % 2].reshape(b, k // 2, 4)
+            x = torch.baddbmm(
+                torch.addmm(f.pair_bias, e_ap, f.pair_ap).unsqueeze(1), pairs, f.pair_w.expand(b, 4, -1)
+            )
+            if k % 2:  # the last UE merges with the zero vector
+                last = torch.addmm(torch.addmm(f.odd_bias, e_ap, f.odd_ap), ue[:, -1], f.odd_w)  # [B, d_mod]
+                x = torch.cat([x, last.unsqueeze(1)], dim=1)  # [B, ceil(K/2), d_mod]
+            merge = self.tree.merge
+            d_mod = merge.out_features
+            while x.shape[1] > 1:  # later stages as the paper: zero vector on odd levels, one W
+                if x.shape[1] % 2:
+                    x = torch.cat([x, x.new_zeros(b, 1, d_mod)], dim=1)
+                x = merge(x.reshape(b, x.shape[1] // 2, 2 * d_mod))  # [B, n/2, d_mod]
+            root = x[:, 0]  # [B, d_mod]
+        for layer, (w_sa, b_sa) in zip(self.root_encoder.layers, f.attention, strict=True):  # e)
+            x = root
+            if layer.norm_first:
+                x = x + torch.addmm(b_sa, layer.norm1(x), w_sa)
+                root = x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
+            else:
+                x = layer.norm1(torch.addmm(b_sa, x, w_sa).add_(x))
+                root = layer.norm2(layer.linear2(layer.activation(layer.linear1(x))).add_(x))
+        g_c = torch.addmm(torch.addmm(f.dec_bias, e_ap, f.dec_ap), root, f.dec_root)  # [B, d_mod]
+        h = torch.baddbmm(g_c.unsqueeze(1), ue, f.dec_w.expand(b, 2, -1)).relu_()  # [B, K, d_mod]
+        return torch.sigmoid(self.decoder[2](h))  # f)
+
+    def _folded_weights(self) -> SimpleNamespace:
+        """The folded weights of ``forward_fast`` (stored as right factors, x @ W), recomputed when a
+        parameter changes (its data pointer, dtype/device or in-place version counter)."""
+        params = self._fold_params()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        cached = self.__dict__.get("_fold_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            d_enc, d_mod = self.config.d_enc, self.config.d_mod
+            w_ue, b_ue = self.ue_embedding.weight, self.ue_embedding.bias  # [d_enc, 2], [d_enc]
+            w0, b0 = self.tree.project.weight, self.tree.project.bias  # [d_mod, 2 d_enc]
+            w, bias = self.tree.merge.weight, self.tree.merge.bias  # [d_mod, 2 d_mod]
+            w_l, w_r = w[:, :d_mod], w[:, d_mod:]
+            leaf_w, leaf_bias, leaf_ap = (
+                w0[:, :d_enc] @ w_ue,
+                w0[:, :d_enc] @ b_ue + b0,
+                w0[:, d_enc:],
+            )  # A; c = ..
+            d1 = self.decoder[0].weight  # [d_mod, 2 d_enc + d_mod]
+            attention = []
+            for layer in self.root_encoder.layers:
+                attn = layer.self_attn
+                w_v, b_v = attn.in_proj_weight[2 * d_mod :], attn.in_proj_bias[2 * d_mod :]
+                w_o, b_o = attn.out_proj.weight, attn.out_proj.bias
+                attention.append(((w_o @ w_v).T.contiguous(), w_o @ b_v + b_o))  # out_proj(v_proj(.))
+            folded = SimpleNamespace(
+                leaf_w=leaf_w.T.contiguous(),  # [2, d_mod]
+                leaf_bias=leaf_bias,
+                leaf_ap=leaf_ap.T.contiguous(),  # [d_enc, d_mod]
+                pair_w=torch.cat([w_l @ leaf_w, w_r @ leaf_w], dim=1).T.contiguous()[None],  # [1, 4, d_mod]
+                pair_bias=(w_l + w_r) @ leaf_bias + bias,
+                pair_ap=((w_l + w_r) @ leaf_ap).T.contiguous(),
+                odd_w=(w_l @ leaf_w).T.contiguous(),
+                odd_bias=w_l @ leaf_bias + bias,
+                odd_ap=(w_l @ leaf_ap).T.contiguous(),
+                attention=attention,
+                dec_w=(d1[:, :d_enc] @ w_ue).T.contiguous()[None],  # G [1, 2, d_mod]
+                dec_bias=self.decoder[0].bias + d1[:, :d_enc] @ b_ue,
+                dec_ap=d1[:, d_enc : 2 * d_enc].T.contiguous(),
+                dec_root=d1[:, 2 * d_enc :].T.contiguous(),
+            )
+        self.__dict__["_fold_cache"] = (key, folded)
+        return folded
+
+    def _fold_params(self) -> list[torch.Tensor]:
+        mods = [self.ue_embedding, self.tree.project, self.tree.merge, self.decoder[0]]
+        params = [t for m in mods for t in (m.weight, m.bias)]
+        for layer in self.root_encoder.layers:
+            a = layer.self_attn
+            params += [a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias]
+        return params
 
 
 @register_model("tree_transformer_lean")

@@ -13,6 +13,7 @@ classical baselines:
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -222,6 +223,52 @@ class PositionPowerPolicy:
             p_dl = scale_to_budget(p_dl.to(dtype), instance.dl_weights, instance.dl_budget)
         p_ul = torch.minimum(p_ul.to(dtype), instance.ul_budget)
         return Allocation(p_ul=p_ul, p_dl=p_dl.to(dtype), info={"normalized": out})
+
+
+@dataclass
+class OnnxPowerPolicy:
+    """``PositionPowerPolicy`` with the model run by ONNX Runtime from an exported file
+    (``cfmimo export`` / ``export.export_trained``): the same noise, frame, rescaler and budget
+    steps, only the forward pass changes backend. ``scaler`` and ``frame`` default to those stored
+    in the file's metadata (``frame`` None and none stored: per-sample min-max, as in PyTorch);
+    ``threads``: onnxruntime intra-op threads. Clustering models: use
+    ``ClusterPowerPolicy(OnnxRuntimeModel(path), scaler, frame)`` (the tau_p cap is applied to the
+    ONNX outputs by the same code)."""
+
+    path: str | os.PathLike
+    scaler: PowerScaler | None = None
+    frame: PositionFrame | None = None
+    threads: int = 1
+    sigma_ue_m: float = 0.0
+    sigma_ap_m: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from cfmimo.export import OnnxRuntimeModel
+
+        model = OnnxRuntimeModel(self.path, threads=self.threads)
+        if model.is_cluster:
+            raise ValueError(
+                f"OnnxPowerPolicy.path: {self.path} holds a clustering model; use "
+                "ClusterPowerPolicy(OnnxRuntimeModel(path), scaler, frame)"
+            )
+        meta = model.metadata or {}
+        scaler, frame = self.scaler, self.frame
+        if scaler is None:
+            if not meta.get("scaler"):
+                raise ValueError(
+                    f"OnnxPowerPolicy.scaler: {self.path} stores no scaler (exported without metadata); pass one"
+                )
+            scaler = PowerScaler.from_dict(meta["scaler"])
+        if frame is None and meta.get("frame"):
+            frame = PositionFrame.from_dict(meta["frame"])
+        self.scaler, self.frame, self.model = scaler, frame, model
+        self._policy = PositionPowerPolicy(
+            model, scaler, frame, sigma_ue_m=self.sigma_ue_m, sigma_ap_m=self.sigma_ap_m, seed=self.seed
+        )
+
+    def __call__(self, instance: PowerInstance) -> Allocation:
+        return self._policy(instance)
 
 
 @dataclass
