@@ -118,6 +118,32 @@ def test_onnx_export_takes_raw_gains(tmp_path):
     assert max(result["parity"].values()) < 1e-5
 
 
+def test_gain_aware_clustering_model_exports_and_runs_in_onnxruntime(tmp_path):
+    """elu_cosformer_gain: fixed L (its token width), clusters + powers out, gain_db in; the runtime
+    model needs the gains and reproduces the PyTorch outputs and clusters."""
+    pytest.importorskip("onnxruntime")
+    from cfmimo.export import OnnxRuntimeModel, export_onnx
+    from cfmimo.models.cluster_models import output_clusters
+
+    model = _model("elu_cosformer_gain")
+    L = model.config.num_aps
+    result = export_onnx(model, tmp_path / "elu_gain.onnx")
+    assert result["dynamic"]["gain_db"] == ["B", "K"]  # L fixed
+    assert max(result["parity"].values()) < 1e-4
+    assert all(result["clusters_equal"].values())
+    runtime = OnnxRuntimeModel(tmp_path / "elu_gain.onnx")
+    assert runtime.uses_gains
+    g = torch.Generator().manual_seed(3)
+    ue, ap = torch.rand(2, 12, 2, generator=g), torch.rand(2, L, 2, generator=g)
+    gain = -20.0 + 12.0 * torch.randn(2, L, 12, generator=g)
+    with pytest.raises(ValueError, match="gain_db"):
+        runtime(ue, ap)
+    with torch.no_grad():
+        want, got = model(ue, ap, gain_db=gain), runtime(ue, ap, gain_db=gain)
+    assert float((want.power - got.power).abs().max()) < 1e-4
+    assert torch.equal(output_clusters(want, 10), output_clusters(got, 10))
+
+
 def test_gain_aware_policy_meets_the_policy_contract_and_reads_the_instance_gains():
     from cfmimo.config import preset
     from cfmimo.data.transforms import PowerScaler
