@@ -156,3 +156,22 @@ def test_float32_instances_work():
     alloc = MaxMinClosedForm()(inst)
     assert alloc.p_ul.dtype == torch.float32 and bool((MaxMinPower().violation(inst, alloc) <= 1e-5).all())
     assert downlink_affine(inst.downlink).T.dtype == torch.float32
+
+
+def test_interference_limited_instances_converge_in_few_newton_steps():
+    """lambda* within ~1e-6 of rho(T) (tiny noise): lambda I - T is ill-conditioned, h stalls at
+    its rounding floor (> rtol) while Newton stops moving. The Newton-step stopping rule ends it
+    there; before it, the step fell outside the bracket and ~30 bisections followed."""
+    g = torch.Generator().manual_seed(0)
+    B, K = 64, 10
+    t = torch.rand(B, K, K, generator=g, dtype=torch.float64) * 0.02
+    u = torch.rand(B, K, generator=g, dtype=torch.float64) * 1e-6
+    problem = AffineSINR(t, u, torch.ones(B, K, dtype=torch.bool))
+    A = torch.ones(B, 1, K, dtype=torch.float64)
+    budget = torch.ones(B, 1, dtype=torch.float64)
+    sol = maxmin_closed_form(problem, A, budget)
+    reference = maxmin_eigenvalue(problem, A, budget)  # optimal common SINR 1 / lambda*
+    assert bool(sol.converged.all())
+    assert sol.iterations <= 8
+    assert torch.allclose(sol.min_sinr, reference, rtol=1e-9, atol=0)
+    assert torch.allclose((A @ sol.power[..., None]).squeeze(-1), budget, rtol=1e-12)

@@ -176,12 +176,19 @@ def maxmin_closed_form(
         h = torch.where(valid, 1.0 / f - 1.0, -torch.ones_like(f))  # increasing in lambda; root at lambda*
         hi_s = torch.where(valid & (h >= 0), torch.minimum(hi_s, lam_s), hi_s)
         lo_s = torch.where(~valid | (h < 0), torch.maximum(lo_s, lam_s), lo_s)
-        done = ((hi_s - lo_s) <= rtol * hi_s) | (valid & (h.abs() <= rtol))
+        dh = torch.where(valid, -df / f**2, torch.ones_like(f))  # d(1/f)/d lambda
+        step = h / dh
+        # Converged: the bracket closed, h = 0 to rtol, or a Newton step below rtol * lambda.
+        # The last one matters when lambda* is close to rho(T) (interference-limited instances):
+        # lambda I - T is then ill-conditioned, h stalls at its rounding floor (~cond * eps >
+        # rtol) while Newton, converging from one side, stops moving; without this test the
+        # step would leave the bracket's open side and ~30 bisections would follow.
+        newton_done = valid & (step.abs() <= rtol * lam_s)
+        done = ((hi_s - lo_s) <= rtol * hi_s) | (valid & (h.abs() <= rtol)) | newton_done
         hi[idx], lo[idx], converged[idx] = hi_s, lo_s, done
         if bool(converged.all()):
             break
-        dh = torch.where(valid, -df / f**2, torch.ones_like(f))  # d(1/f)/d lambda
-        newton = lam_s - h / dh
+        newton = lam_s - step
         inside = valid & (newton > lo_s) & (newton < hi_s) & torch.isfinite(newton)
         lam[idx] = torch.where(done, lam_s, torch.where(inside, newton, 0.5 * (lo_s + hi_s)))
     # Any valid lambda gives p(lambda) with equal SINRs 1/lambda; scaling by 1/f makes the binding
