@@ -63,7 +63,7 @@ class ModelConfig(BaseModel):
     """With ``init="mrt"``: the factor on the default init of the non-identity weights (0 = exact MRT)."""
     attention_norm: Literal["none", "cosine"] = "none"
     """AAGNN eq. (20): "none" = the paper's raw correlation alpha h^H t; "cosine" = alpha h^H t /
-    (||h|| ||t||) (a stated deviation: keeps each layer 1-homogeneous instead of cubic)."""
+    (||h|| ||t||) (a stated deviation: keeps each layer 1-homogeneous in x instead of quadratic)."""
     antennas: Annotated[int, Field(gt=0)] = 16
     """N of the fixed-N precoders (SUNet-like CNN, GNN of ref. [16]); the equivariant ones take any N."""
     num_ues: Annotated[int, Field(gt=0)] = 4

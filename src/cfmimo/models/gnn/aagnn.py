@@ -329,7 +329,7 @@ class AAGNNwoA(_AntennaGNN):
     aggregation, no bias: 397,312 parameters (the paper's Table I lists 397,313)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        config = with_defaults(config, d_mod=128, layers=4)
+        config = with_defaults(config, d_mod=128, layers=4, init="mrt")
         super().__init__(config, lambda a, b: WoALayer(a, b, config.aggregation))
 
 
@@ -341,7 +341,7 @@ class AAGNN(_AntennaGNN):
     whose widths the paper does not give)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        config = with_defaults(config, d_mod=64, layers=2, activation="none")
+        config = with_defaults(config, d_mod=64, layers=2, activation="none", init="mrt")
         super().__init__(
             config, lambda a, b: AttentionLayer(a, b, config.aggregation, norm=config.attention_norm)
         )
@@ -357,7 +357,7 @@ class AAGNNEGAT(_AntennaGNN):
     parameters (Table I: 399,365; the paper does not give its attention layout)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        config = with_defaults(config, d_mod=128, layers=4, heads=1)
+        config = with_defaults(config, d_mod=128, layers=4, heads=1, init="mrt")
         super().__init__(config, lambda a, b: EGATLayer(a, b, config.aggregation, _heads(b, config.heads)))
 
 
