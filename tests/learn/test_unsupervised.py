@@ -82,3 +82,23 @@ def test_config_errors_name_the_field(tmp_path):
         UnsupervisedConfig.from_dict(_config(tmp_path, problem="nope"))
     with pytest.raises(ValueError, match="does not exist"):
         load_unsupervised(tmp_path / "missing.ckpt")
+
+
+def test_training_builds_the_model_the_registry_builds():
+    """A dumped ModelConfig marks every field as set; resolve_model keeps the model's own defaults
+    (woA's 4 x 128 widths and 397,312 parameters, AAGNN's activation "none", the MRT init) through
+    the Lightning module's config round trip."""
+    from cfmimo.learn.unsupervised import resolve_model
+    from cfmimo.models import ModelConfig, build_model, count_parameters
+
+    for name, params in (("aagnn_woa", 397_312), ("aagnn", 34_822)):
+        cfg = resolve_model(UnsupervisedConfig(model=ModelConfig(name=name)))
+        module = UnsupervisedModule(cfg.to_dict())
+        assert (
+            count_parameters(module.model) == params == count_parameters(build_model(ModelConfig(name=name)))
+        )
+        assert module.model.config.init == "mrt"
+        assert module.model.config.activation == ("none" if name == "aagnn" else "relu")
+    # without resolving, the generic ModelConfig defaults would win (the bug this guards against)
+    raw = UnsupervisedModule(UnsupervisedConfig(model=ModelConfig(name="aagnn_woa")).to_dict())
+    assert count_parameters(raw.model) == 34_816 and raw.model.config.init == "default"

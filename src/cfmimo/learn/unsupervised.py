@@ -61,6 +61,7 @@ __all__ = [
     "UnsupervisedModule",
     "load_unsupervised",
     "make_policy",
+    "resolve_model",
     "sample_sets",
     "train_unsupervised",
 ]
@@ -161,6 +162,16 @@ class UnsupervisedConfig(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def resolve_model(config: UnsupervisedConfig) -> UnsupervisedConfig:
+    """The config with the model's resolved settings (its own defaults for the fields the user left
+    unset, e.g. AAGNN-woA's 4 x 128 widths, AAGNN's activation "none", the MRT init). A dumped
+    ``ModelConfig`` marks every field as set, so without this the Lightning module and checkpoints
+    would rebuild the model with the generic ``ModelConfig`` defaults instead (the same fix as
+    ``learn.trainer.resolve_model_config``)."""
+    resolved = getattr(build_model(config.model), "config", config.model)
+    return config.model_copy(update={"model": resolved})
 
 
 def move_instance(instance: Any, device: torch.device | str) -> Any:
@@ -344,6 +355,7 @@ def train_unsupervised(
     "steps_per_second"}.
     """
     cfg = config if isinstance(config, UnsupervisedConfig) else UnsupervisedConfig.from_dict(config)
+    cfg = resolve_model(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = UnsupervisedModule(cfg.to_dict(), penalty=penalty)
     if train is None or val is None:

@@ -154,22 +154,30 @@ def train_run(
     width_tag: str = "",
 ) -> Run:
     """Train (or reuse) one model on the first n samples of a seed's training pool."""
-    from cfmimo.learn.unsupervised import UnsupervisedConfig, load_unsupervised, train_unsupervised
+    from cfmimo.learn.unsupervised import (
+        UnsupervisedConfig,
+        load_unsupervised,
+        resolve_model,
+        train_unsupervised,
+    )
 
     tag = f"{setting.key}-{model.name}{width_tag}-n{n}-s{seed_index}"
     run_dir = out / "runs" / tag
-    ucfg = UnsupervisedConfig(
-        model=model,
-        scenario={"K": setting.K, "N": setting.N, "L": setting.M, "cell_edge_snr_db": setting.snr_db},
-        train_samples=n,
-        val_samples=val.batch,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        max_steps=cfg.max_steps,
-        val_every=cfg.val_every,
-        seed=stream_seed(cfg.seed, "aagnn/init", seed_index) % (2**31),
-        accelerator=_accelerator(),
-        out_dir=run_dir,
+    # resolved: the model's own defaults (widths, AAGNN's activation, the MRT init) are recorded
+    ucfg = resolve_model(
+        UnsupervisedConfig(
+            model=model,
+            scenario={"K": setting.K, "N": setting.N, "L": setting.M, "cell_edge_snr_db": setting.snr_db},
+            train_samples=n,
+            val_samples=val.batch,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            max_steps=cfg.max_steps,
+            val_every=cfg.val_every,
+            seed=stream_seed(cfg.seed, "aagnn/init", seed_index) % (2**31),
+            accelerator=_accelerator(),
+            out_dir=run_dir,
+        )
     )
     done = run_dir / "result.json"
     if done.is_file():
