@@ -134,3 +134,24 @@ def test_cli_dispatches_aagnn():
     module = importlib.import_module(module_name)
     assert getattr(module, config_name) is AagnnConfig and module.run is run
     assert AagnnConfig.quick().mode == "quick" and AagnnConfig().mode == "full"
+
+
+def test_cpu_recipe_keeps_the_paper_axes_and_counts_its_runs():
+    """The CPU full recipe (docs/learning.md: its measured cost) keeps every figure's axis, Table I's
+    setting and the paper's training hyperparameters; only widths, steps, Fig. 4 / Table I sample
+    counts and the WMMSE effort shrink. ``full()`` is the paper-size recipe on a GPU."""
+    from cfmimo.experiments.aagnn.run import model_config
+
+    paper, cpu = AagnnConfig(), AagnnConfig.cpu()
+    assert cpu.mode == "cpu" and cpu.seeds >= 3
+    kept = ("N", "M", "snr_db", "fig4_K", "fig5a_K", "fig5b_N", "fig6_M", "table_K", "table_snr_db")
+    kept += ("target", "batch_size", "lr", "train_samples", "test_samples", "models", "train_K")
+    assert all(getattr(cpu, f) == getattr(paper, f) for f in kept)
+    assert cpu.fig4_samples[0] == 16 and cpu.fig4_samples[-1] == 12_800 and cpu.table_samples[0] == 12
+    assert paper.planned_runs() == {"fig4": 180, "table1_min": 39, "table1_max": 147}
+    assert cpu.planned_runs() == {"fig4": 108, "table1_min": 27, "table1_max": 81}
+    assert AagnnConfig.full() == (paper if torch.cuda.is_available() else cpu)
+    # every recipe uses the cosine attention (a stated deviation) and the models' MRT init
+    for c in (paper, cpu, AagnnConfig.quick()):
+        assert model_config(c, "aagnn").attention_norm == "cosine"
+    assert model_config(cpu, "aagnn_woa").widths == (2, 16, 16, 2)

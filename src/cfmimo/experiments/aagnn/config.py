@@ -184,9 +184,11 @@ class AagnnConfig(BaseModel):
             threads=1,
             seeds=1,
             # sized to stay within 5 min on 2 shared cores: 3.3 min at load ~7 with 60 steps, 64
-            # samples and EGAT [2,8,2]; 6.5 min at load ~10 with 40 steps, 32 samples, EGAT [2,4,2]
-            max_steps=30,
-            val_every=15,
+            # samples and EGAT [2,8,2]; 6.5 min at load ~10 with 40 steps, 32 samples, EGAT [2,4,2];
+            # 1.9 min at load ~8 with 30 steps once the model defaults were resolved (woA/EGAT had
+            # trained at the generic defaults' cost before); 60 steps since
+            max_steps=60,
+            val_every=20,
             val_samples=24,
             test_samples=48,
             train_samples=32,
