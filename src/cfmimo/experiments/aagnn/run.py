@@ -54,10 +54,22 @@ def _problem():
     return SumRatePrecoding()
 
 
-def sample_set(cfg: AagnnConfig, setting: Setting, split: str, n: int, index: int = 0):
-    """n instances of a setting from the stream (cfg.seed, aagnn/<split>/<setting>, index)."""
+def sample_set(cfg: AagnnConfig, setting: Setting, split: str, n: int, index: int = 0, chunk: int = 1_000):
+    """n instances of a setting from the stream (cfg.seed, aagnn/<split>/<setting>, index), drawn
+    ``chunk`` at a time (a sample depends only on its seed and index, so the chunks change nothing):
+    ``sim.memory`` refuses 12,800 setups at K = 16 in one call (it budgets the scenario's 100
+    realizations, ~32 GiB, though perfect CSI draws one)."""
+    from cfmimo.problems.sumrate_precoding import PrecodingInstance
+
     seed = stream_seed(cfg.seed, f"aagnn/{split}/{setting.key}", index)
-    return _problem().sample(setting.scenario(), n, seed=seed)
+    parts = [
+        _problem().sample(setting.scenario(), min(chunk, n - i), seed=seed, first_index=i)
+        for i in range(0, n, chunk)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    fields = ("h", "association", "p_max", "noise", "weights")
+    return PrecodingInstance(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
 
 
 @torch.no_grad()
