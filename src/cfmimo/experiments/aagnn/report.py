@@ -471,12 +471,30 @@ def _report(cfg: AagnnConfig, results: dict[str, Any]) -> str:
         + str(cfg.latency_batch)
         + ", CPU, and GPU (synchronized) when present.",
         f"- Model sizes: {cfg.model_overrides or 'registry defaults'} (docs/learning.md lists every model's deviations from its paper).",
+        "- Initialization (the paper states none): AAGNN, AAGNN-woA and EGAT start from the MRT-preserving init "
+        "(self matrices = identity pairs, the others at 0.1 x the default init: the untrained model is per-AP-scaled MRT "
+        "on its log-SNR-compressed input); with the default init the deep models output antenna-blind beams and stall "
+        "at 0.32-0.35 of WMMSE (docs/learning.md, 'What stalls and why').",
+        "- Deviation: AAGNN's attention "
+        + (
+            "is normalized to a cosine, lambda = alpha h^H t / (||h|| ||t||), instead of eq. (20)'s raw correlation "
+            "(quadratic per layer: overflows at 4 hidden layers and stalls at 0.69-0.71 of WMMSE from the MRT start)."
+            if cfg.model_overrides.get("aagnn", {}).get("attention_norm") == "cosine"
+            else "is eq. (20)'s raw correlation (no deviation)."
+        ),
     ]
     lines.append(
         "- Resuming: finished runs (`runs/<tag>/result.json`) and cached references are reused; a run cut off "
         "before it finished restarts from step 0 (the unsupervised driver has no mid-run resume)."
     )
-    if results["mode"] != "full":
+    if results["mode"] == "cpu":
+        lines.append(
+            "- **CPU recipe** (`AagnnConfig.cpu()`): the paper's scenario, axes, sample counts of 12 to 12,800, "
+            f"{cfg.test_samples} test samples and {cfg.seeds} seeds, but two hidden layers of 16 for the antenna-level GNNs, "
+            f"{cfg.max_steps} steps and a lighter WMMSE; docs/learning.md gives its cost and learning curves and why "
+            "the paper-size recipe (the GPU mode) does not fit 2.5 h on 2 CPU cores."
+        )
+    elif results["mode"] != "full":
         lines.append(
             "- **Reduced mode**: sizes, steps and test sets are far below the paper's; a claim that fails here says nothing "
             "about the full recipe."
