@@ -24,7 +24,10 @@ Activation (the paper does not name sigma in (15); (20) has none): ReLU for woA 
 AAGNN (its attention is the nonlinearity; "relu", "tanh", "leaky_relu", "gelu" are accepted). The
 raw correlation attention is quadratic in x, so hidden values grow ~x^2 per layer (0.35 -> 6 -> 6e3
 -> 5e9 -> 5e21 over 5 layers at init): the head's peak normalization keeps the output and its
-gradients finite. None on the output layer. Aggregation: "sum" (the paper's
+gradients finite for a few layers, but [2,64,64,64,64,2] overflows float32 at the default init;
+``attention_norm="cosine"`` (a stated deviation) makes every layer 1-homogeneous. Initialization
+(the paper states none): ``init="mrt"`` (default, ``mrt_init_``) or the nn.Linear-style "default".
+None on the output layer. Aggregation: "sum" (the paper's
 sums) or "mean" (over the non-empty set; empty sets give zero). Output head: exact per-AP scaling
 ``V_l sqrt(P_l) / ||V_l||_F`` after zeroing unserved links (``power_head``); the paper states
 constraint (1b) but not its head, and the sum rate is maximized at full power per AP here.
