@@ -151,6 +151,8 @@ def test_cpu_recipe_keeps_the_paper_axes_and_counts_its_runs():
     assert paper.planned_runs() == {"fig4": 180, "table1_min": 39, "table1_max": 147}
     assert cpu.planned_runs() == {"fig4": 108, "table1_min": 27, "table1_max": 81}
     assert AagnnConfig.full() == (paper if torch.cuda.is_available() else cpu)
+    # warm-up (a stated deviation) only where measured necessary: the paper-width models
+    assert (paper.lr_warmup_steps, cpu.lr_warmup_steps, AagnnConfig.quick().lr_warmup_steps) == (50, 0, 0)
     # every recipe uses the cosine attention (a stated deviation) and the models' MRT init
     for c in (paper, cpu, AagnnConfig.quick()):
         assert model_config(c, "aagnn").attention_norm == "cosine"

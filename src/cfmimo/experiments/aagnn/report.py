@@ -458,7 +458,14 @@ def _report(cfg: AagnnConfig, results: dict[str, Any]) -> str:
         "iterations, on the float32 test instances (float32 WMMSE is within 1e-3 of float64, docs/problems.md), "
         "a fixed set per setting and the same for every model (docs/problems.md: WMMSE is short of its converged value by a median 3 % after 100 iterations, 0.07 % after 1000).",
         "- Closed forms: RZF / ZF / MRT with per-AP scaling (every serving AP at full power).",
-        f"- Training: unsupervised (-mean sum rate), Adam lr {cfg.lr}, batch {cfg.batch_size} (or the whole set if smaller), "
+        f"- Training: unsupervised (-mean sum rate), Adam lr {cfg.lr}"
+        + (
+            f" with a {cfg.lr_warmup_steps}-step linear warm-up (a deviation: the paper-width woA collapses from the MRT "
+            "start at lr 5e-3 without it)"
+            if cfg.lr_warmup_steps
+            else ""
+        )
+        + f", batch {cfg.batch_size} (or the whole set if smaller), "
         f"a step budget of {cfg.max_steps} steps (validation every {cfg.val_every} on a separate {cfg.val_samples}-sample set, best "
         f"checkpoint kept) instead of the paper's epochs; {cfg.seeds} seed(s); test sets of {cfg.test_samples} samples.",
         "- Figs. 5-6 reuse the Fig. 4 models trained at K = 8 with the largest training set "

@@ -184,6 +184,7 @@ def train_run(
             val_samples=val.batch,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
+            lr_warmup_steps=cfg.lr_warmup_steps,
             max_steps=cfg.max_steps,
             val_every=cfg.val_every,
             seed=stream_seed(cfg.seed, "aagnn/init", seed_index) % (2**31),
