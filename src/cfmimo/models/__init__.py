@@ -56,9 +56,10 @@ class ModelConfig(BaseModel):
     power_scaling: Literal["exact", "clip"] = "exact"
     """Precoder head: sqrt(P_l)/||V_l|| ("exact") or min(1, sqrt(P_l)/||V_l||) ("clip")."""
     init: Literal["default", "mrt"] = "default"
-    """Antenna-level GNN precoders (AAGNN, woA, EGAT): "default" = nn.Linear-style uniform init;
-    "mrt" = the self matrices (O1~, O1^) start as identity pairs and every other weight at
-    ``init_scale`` x the default, so the untrained model outputs per-AP-scaled MRT on its input."""
+    """Antenna-level GNN precoders (AAGNN, woA, EGAT; they use "mrt" when this is left unset):
+    "default" = nn.Linear-style uniform init; "mrt" = the self matrices (O1~, O1^) start as identity
+    pairs and every other weight at ``init_scale`` x the default, so the untrained model outputs
+    per-AP-scaled MRT on its input."""
     init_scale: Annotated[float, Field(ge=0)] = 0.1
     """With ``init="mrt"``: the factor on the default init of the non-identity weights (0 = exact MRT)."""
     attention_norm: Literal["none", "cosine"] = "none"

@@ -1,8 +1,9 @@
 """Configuration of ``cfmimo reproduce aagnn`` (AAGNN paper, Sect. IV: Figs. 4-6, Table I).
 
-Defaults are the paper's values (section / figure / table in the comments); ``quick()`` is a small
-real run (every figure and the table at reduced sizes) and ``tiny()`` the seconds-long smoke-test
-configuration. Model sizes are ``ModelConfig`` overrides per registry name (empty = the model's own
+Defaults are the paper's values (section / figure / table in the comments; the GPU full mode);
+``cpu()`` is the stated CPU full recipe (fits 2.5 h on 2 cores, docs/learning.md), ``full()`` picks
+one of the two, ``quick()`` is a small real run (every figure and the table at reduced sizes) and
+``tiny()`` the seconds-long smoke-test configuration. Model sizes are ``ModelConfig`` overrides per registry name (empty = the model's own
 defaults, see docs/learning.md "GNN precoders").
 """
 
