@@ -787,7 +787,8 @@ def reproduce(
     module_name, config_name = REPRODUCTIONS[paper]
     module = importlib.import_module(module_name)
     config_type = getattr(module, config_name)
-    config = config_type.quick() if quick else config_type()
+    # full mode: a paper's own choice when it has one (AAGNN: paper sizes on a GPU, its CPU recipe otherwise)
+    config = config_type.quick() if quick else getattr(config_type, "full", config_type)()
     config = reproduce_overrides(config, deployment, overrides or [])
     folder = out or Path("runs") / f"{paper}-{config.mode}"
     extra = {}

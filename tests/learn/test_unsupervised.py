@@ -82,3 +82,51 @@ def test_config_errors_name_the_field(tmp_path):
         UnsupervisedConfig.from_dict(_config(tmp_path, problem="nope"))
     with pytest.raises(ValueError, match="does not exist"):
         load_unsupervised(tmp_path / "missing.ckpt")
+
+
+def test_training_builds_the_model_the_registry_builds():
+    """A dumped ModelConfig marks every field as set; resolve_model keeps the model's own defaults
+    (woA's 4 x 128 widths and 397,312 parameters, AAGNN's activation "none", the MRT init) through
+    the Lightning module's config round trip."""
+    from cfmimo.learn.unsupervised import resolve_model
+    from cfmimo.models import ModelConfig, build_model, count_parameters
+
+    for name, params in (("aagnn_woa", 397_312), ("aagnn", 34_822)):
+        cfg = resolve_model(UnsupervisedConfig(model=ModelConfig(name=name)))
+        module = UnsupervisedModule(cfg.to_dict())
+        assert (
+            count_parameters(module.model) == params == count_parameters(build_model(ModelConfig(name=name)))
+        )
+        assert module.model.config.init == "mrt"
+        assert module.model.config.activation == ("none" if name == "aagnn" else "relu")
+    # without resolving, the generic ModelConfig defaults would win (the bug this guards against)
+    raw = UnsupervisedModule(UnsupervisedConfig(model=ModelConfig(name="aagnn_woa")).to_dict())
+    assert count_parameters(raw.model) == 34_816 and raw.model.config.init == "default"
+
+
+def test_lr_warmup_is_linear_then_follows_the_decay_schedule():
+    """lr_warmup_steps = 4 on lr 1e-2 with x0.1 at half of 10 steps: 2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2,
+    then 1e-3 from step 5; with lr_final the geometric decay is multiplied in the same way."""
+    from cfmimo.models import ModelConfig
+
+    base = dict(model=ModelConfig(name="aagnn_woa", d_mod=4, layers=1), lr=1e-2, max_steps=10)
+    module = UnsupervisedModule(UnsupervisedConfig(**base, lr_warmup_steps=4, lr_decay_at=(0.5,)).to_dict())
+    opt = module.configure_optimizers()
+    optimizer, scheduler = opt["optimizer"], opt["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(8):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    want = [2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2, 1e-3, 1e-3, 1e-3]
+    assert lrs == pytest.approx(want, rel=1e-12)
+    module = UnsupervisedModule(UnsupervisedConfig(**base, lr_warmup_steps=2, lr_final=1e-4).to_dict())
+    opt = module.configure_optimizers()
+    optimizer, scheduler = opt["optimizer"], opt["lr_scheduler"]["scheduler"]
+    gamma = (1e-4 / 1e-2) ** 0.1
+    for step in range(4):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * min(1, (step + 1) / 2) * gamma**step)
+        optimizer.step()
+        scheduler.step()
+    with pytest.raises(ValueError, match="lr_warmup_steps"):
+        UnsupervisedConfig.from_dict({"lr_warmup_steps": -1})

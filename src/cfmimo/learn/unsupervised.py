@@ -20,7 +20,8 @@ recipe (:class:`FronthaulPrimalDual`). Validation logs the mean objective
 * Budget: ``max_steps`` optimizer steps (not epochs), validation every ``val_every`` steps, so a
   training set of 12-16 samples (one batch per epoch) trains as long as a 12,800-sample one.
 * Defaults: the AAGNN paper's Adam, batch 64, lr 5e-3 (Sect. IV). ``lr_decay_at`` (fractions of
-  ``max_steps``) and ``lr_decay`` give a step schedule (MultiStepLR per optimizer step; none by default).
+  ``max_steps``) and ``lr_decay`` give a step schedule (MultiStepLR per optimizer step; none by default);
+  ``lr_warmup_steps`` a linear warm-up on top (none by default).
 * Recipes: ``support`` set -> the ee-gnn support-regularized loss (7) with rule (8) replaces
   -objective (``_support_step``); ``lr_final`` set -> geometric per-step decay lr -> lr_final (not
   together with ``lr_decay_at``).
@@ -63,6 +64,7 @@ __all__ = [
     "UnsupervisedModule",
     "load_unsupervised",
     "make_policy",
+    "resolve_model",
     "sample_sets",
     "train_unsupervised",
 ]
@@ -133,6 +135,9 @@ class UnsupervisedConfig(_Strict):
     lr_final: Annotated[float, Field(gt=0)] | None = None
     """If set: the learning rate decays geometrically per step from ``lr`` to ``lr_final`` at
     ``max_steps`` (the ee-gnn recipe: 1e-3 -> 1e-7)."""
+    lr_warmup_steps: Annotated[int, Field(ge=0)] = 0
+    """Linear warm-up: the learning rate is scaled by (step + 1) / lr_warmup_steps for the first
+    steps (on top of any decay schedule); 0 = none (the papers' recipes)."""
     support: SupportConfig | None = None
     """If set: the support-regularized recipe (ee-gnn eqs. (5)-(8)); the policy must expose
     ``support(instance) -> (a, ell)`` in the decision's unit (``EEPowerPolicy``)."""
@@ -163,6 +168,16 @@ class UnsupervisedConfig(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def resolve_model(config: UnsupervisedConfig) -> UnsupervisedConfig:
+    """The config with the model's resolved settings (its own defaults for the fields the user left
+    unset, e.g. AAGNN-woA's 4 x 128 widths, AAGNN's activation "none", the MRT init). A dumped
+    ``ModelConfig`` marks every field as set, so without this the Lightning module and checkpoints
+    would rebuild the model with the generic ``ModelConfig`` defaults instead (the same fix as
+    ``learn.trainer.resolve_model_config``)."""
+    resolved = getattr(build_model(config.model), "config", config.model)
+    return config.model_copy(update={"model": resolved})
 
 
 def move_instance(instance: Any, device: torch.device | str) -> Any:
@@ -316,6 +331,11 @@ class UnsupervisedModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        if self.config.lr_warmup_steps > 0:
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self._warmup(optimizer), "interval": "step"},
+            }
         if self.config.lr_final is not None:  # the ee-gnn recipe: geometric decay lr -> lr_final
             gamma = (self.config.lr_final / self.config.lr) ** (1.0 / self.config.max_steps)
             schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
@@ -325,6 +345,21 @@ class UnsupervisedModule(pl.LightningModule):
         milestones = sorted({max(1, int(f * self.config.max_steps)) for f in self.config.lr_decay_at})
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=self.config.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _warmup(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """One LambdaLR: linear warm-up times the decay schedule the config asks for (the same
+        factors as ExponentialLR / MultiStepLR, which are used directly when there is no warm-up)."""
+        cfg = self.config
+        warm = cfg.lr_warmup_steps
+        if cfg.lr_final is not None:
+            gamma = (cfg.lr_final / cfg.lr) ** (1.0 / cfg.max_steps)
+            decay = lambda step: gamma**step  # noqa: E731
+        else:
+            milestones = sorted({max(1, int(f * cfg.max_steps)) for f in cfg.lr_decay_at})
+            decay = lambda step: cfg.lr_decay ** sum(step >= m for m in milestones)  # noqa: E731
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warm) * decay(step)
+        )
 
 
 def _loader(
@@ -386,6 +421,7 @@ def train_unsupervised(
     "steps_per_second" (of this call), "resumed_from_step" (0 unless resumed)}.
     """
     cfg = config if isinstance(config, UnsupervisedConfig) else UnsupervisedConfig.from_dict(config)
+    cfg = resolve_model(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = UnsupervisedModule(cfg.to_dict(), penalty=penalty)
     if train is None or val is None:

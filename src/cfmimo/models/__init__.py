@@ -59,6 +59,16 @@ class ModelConfig(BaseModel):
     """GNN aggregation over UEs, APs and antennas (the AAGNN paper sums)."""
     power_scaling: Literal["exact", "clip"] = "exact"
     """Precoder head: sqrt(P_l)/||V_l|| ("exact") or min(1, sqrt(P_l)/||V_l||) ("clip")."""
+    init: Literal["default", "mrt"] = "default"
+    """Antenna-level GNN precoders (AAGNN, woA, EGAT; they use "mrt" when this is left unset):
+    "default" = nn.Linear-style uniform init; "mrt" = the self matrices (O1~, O1^) start as identity
+    pairs and every other weight at ``init_scale`` x the default, so the untrained model outputs
+    per-AP-scaled MRT on its input."""
+    init_scale: Annotated[float, Field(ge=0)] = 0.1
+    """With ``init="mrt"``: the factor on the default init of the non-identity weights (0 = exact MRT)."""
+    attention_norm: Literal["none", "cosine"] = "none"
+    """AAGNN eq. (20): "none" = the paper's raw correlation alpha h^H t; "cosine" = alpha h^H t /
+    (||h|| ||t||) (a stated deviation: keeps each layer 1-homogeneous in x instead of quadratic)."""
     antennas: Annotated[int, Field(gt=0)] = 16
     """N of the fixed-N precoders (SUNet-like CNN, GNN of ref. [16]); the equivariant ones take any N."""
     num_ues: Annotated[int, Field(gt=0)] = 4

@@ -458,7 +458,14 @@ def _report(cfg: AagnnConfig, results: dict[str, Any]) -> str:
         "iterations, on the float32 test instances (float32 WMMSE is within 1e-3 of float64, docs/problems.md), "
         "a fixed set per setting and the same for every model (docs/problems.md: WMMSE is short of its converged value by a median 3 % after 100 iterations, 0.07 % after 1000).",
         "- Closed forms: RZF / ZF / MRT with per-AP scaling (every serving AP at full power).",
-        f"- Training: unsupervised (-mean sum rate), Adam lr {cfg.lr}, batch {cfg.batch_size} (or the whole set if smaller), "
+        f"- Training: unsupervised (-mean sum rate), Adam lr {cfg.lr}"
+        + (
+            f" with a {cfg.lr_warmup_steps}-step linear warm-up (a deviation: the paper-width woA collapses from the MRT "
+            "start at lr 5e-3 without it)"
+            if cfg.lr_warmup_steps
+            else ""
+        )
+        + f", batch {cfg.batch_size} (or the whole set if smaller), "
         f"a step budget of {cfg.max_steps} steps (validation every {cfg.val_every} on a separate {cfg.val_samples}-sample set, best "
         f"checkpoint kept) instead of the paper's epochs; {cfg.seeds} seed(s); test sets of {cfg.test_samples} samples.",
         "- Figs. 5-6 reuse the Fig. 4 models trained at K = 8 with the largest training set "
@@ -471,12 +478,30 @@ def _report(cfg: AagnnConfig, results: dict[str, Any]) -> str:
         + str(cfg.latency_batch)
         + ", CPU, and GPU (synchronized) when present.",
         f"- Model sizes: {cfg.model_overrides or 'registry defaults'} (docs/learning.md lists every model's deviations from its paper).",
+        "- Initialization (the paper states none): AAGNN, AAGNN-woA and EGAT start from the MRT-preserving init "
+        "(self matrices = identity pairs, the others at 0.1 x the default init: the untrained model is per-AP-scaled MRT "
+        "on its log-SNR-compressed input); with the default init the deep models output antenna-blind beams and stall "
+        "at 0.32-0.35 of WMMSE (docs/learning.md, 'What stalls and why').",
+        "- Deviation: AAGNN's attention "
+        + (
+            "is normalized to a cosine, lambda = alpha h^H t / (||h|| ||t||), instead of eq. (20)'s raw correlation "
+            "(quadratic per layer: overflows at 4 hidden layers and stalls at 0.69-0.71 of WMMSE from the MRT start)."
+            if cfg.model_overrides.get("aagnn", {}).get("attention_norm") == "cosine"
+            else "is eq. (20)'s raw correlation (no deviation)."
+        ),
     ]
     lines.append(
         "- Resuming: finished runs (`runs/<tag>/result.json`) and cached references are reused; a run cut off "
         "before it finished restarts from step 0 (the unsupervised driver has no mid-run resume)."
     )
-    if results["mode"] != "full":
+    if results["mode"] == "cpu":
+        lines.append(
+            "- **CPU recipe** (`AagnnConfig.cpu()`): the paper's scenario, axes, sample counts of 12 to 12,800, "
+            f"{cfg.test_samples} test samples and {cfg.seeds} seeds, but two hidden layers of 16 for the antenna-level GNNs, "
+            f"{cfg.max_steps} steps and a lighter WMMSE; docs/learning.md gives its cost and learning curves and why "
+            "the paper-size recipe (the GPU mode) does not fit 2.5 h on 2 CPU cores."
+        )
+    elif results["mode"] != "full":
         lines.append(
             "- **Reduced mode**: sizes, steps and test sets are far below the paper's; a claim that fails here says nothing "
             "about the full recipe."

@@ -54,10 +54,22 @@ def _problem():
     return SumRatePrecoding()
 
 
-def sample_set(cfg: AagnnConfig, setting: Setting, split: str, n: int, index: int = 0):
-    """n instances of a setting from the stream (cfg.seed, aagnn/<split>/<setting>, index)."""
+def sample_set(cfg: AagnnConfig, setting: Setting, split: str, n: int, index: int = 0, chunk: int = 1_000):
+    """n instances of a setting from the stream (cfg.seed, aagnn/<split>/<setting>, index), drawn
+    ``chunk`` at a time (a sample depends only on its seed and index, so the chunks change nothing):
+    ``sim.memory`` refuses 12,800 setups at K = 16 in one call (it budgets the scenario's 100
+    realizations, ~32 GiB, though perfect CSI draws one)."""
+    from cfmimo.problems.sumrate_precoding import PrecodingInstance
+
     seed = stream_seed(cfg.seed, f"aagnn/{split}/{setting.key}", index)
-    return _problem().sample(setting.scenario(), n, seed=seed)
+    parts = [
+        _problem().sample(setting.scenario(), min(chunk, n - i), seed=seed, first_index=i)
+        for i in range(0, n, chunk)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    fields = ("h", "association", "p_max", "noise", "weights")
+    return PrecodingInstance(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
 
 
 @torch.no_grad()
@@ -154,22 +166,31 @@ def train_run(
     width_tag: str = "",
 ) -> Run:
     """Train (or reuse) one model on the first n samples of a seed's training pool."""
-    from cfmimo.learn.unsupervised import UnsupervisedConfig, load_unsupervised, train_unsupervised
+    from cfmimo.learn.unsupervised import (
+        UnsupervisedConfig,
+        load_unsupervised,
+        resolve_model,
+        train_unsupervised,
+    )
 
     tag = f"{setting.key}-{model.name}{width_tag}-n{n}-s{seed_index}"
     run_dir = out / "runs" / tag
-    ucfg = UnsupervisedConfig(
-        model=model,
-        scenario={"K": setting.K, "N": setting.N, "L": setting.M, "cell_edge_snr_db": setting.snr_db},
-        train_samples=n,
-        val_samples=val.batch,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        max_steps=cfg.max_steps,
-        val_every=cfg.val_every,
-        seed=stream_seed(cfg.seed, "aagnn/init", seed_index) % (2**31),
-        accelerator=_accelerator(),
-        out_dir=run_dir,
+    # resolved: the model's own defaults (widths, AAGNN's activation, the MRT init) are recorded
+    ucfg = resolve_model(
+        UnsupervisedConfig(
+            model=model,
+            scenario={"K": setting.K, "N": setting.N, "L": setting.M, "cell_edge_snr_db": setting.snr_db},
+            train_samples=n,
+            val_samples=val.batch,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            lr_warmup_steps=cfg.lr_warmup_steps,
+            max_steps=cfg.max_steps,
+            val_every=cfg.val_every,
+            seed=stream_seed(cfg.seed, "aagnn/init", seed_index) % (2**31),
+            accelerator=_accelerator(),
+            out_dir=run_dir,
+        )
     )
     done = run_dir / "result.json"
     if done.is_file():

@@ -24,7 +24,10 @@ Activation (the paper does not name sigma in (15); (20) has none): ReLU for woA 
 AAGNN (its attention is the nonlinearity; "relu", "tanh", "leaky_relu", "gelu" are accepted). The
 raw correlation attention is quadratic in x, so hidden values grow ~x^2 per layer (0.35 -> 6 -> 6e3
 -> 5e9 -> 5e21 over 5 layers at init): the head's peak normalization keeps the output and its
-gradients finite. None on the output layer. Aggregation: "sum" (the paper's
+gradients finite for a few layers, but [2,64,64,64,64,2] overflows float32 at the default init;
+``attention_norm="cosine"`` (a stated deviation) makes every layer 1-homogeneous. Initialization
+(the paper states none): ``init="mrt"`` (default, ``mrt_init_``) or the nn.Linear-style "default".
+None on the output layer. Aggregation: "sum" (the paper's
 sums) or "mean" (over the non-empty set; empty sets give zero). Output head: exact per-AP scaling
 ``V_l sqrt(P_l) / ||V_l||_F`` after zeroing unserved links (``power_head``); the paper states
 constraint (1b) but not its head, and the sum rate is maximized at full power per AP here.
@@ -147,14 +150,25 @@ class WoALayer(nn.Module):
 class AttentionLayer(nn.Module):
     """One AAGNN layer, eqs. (18)-(20): t from 6 matrices, z from 2, raw correlation attention."""
 
-    def __init__(self, c_in: int, c_out: int, how: str, alpha: float = 0.1, beta: float = 0.1) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        how: str,
+        alpha: float = 0.1,
+        beta: float = 0.1,
+        norm: str = "none",
+    ) -> None:
         super().__init__()
         if c_out % 2:
             raise ValueError(f"AAGNN widths must be even (complex channel pairs), got {c_out}")
+        if norm not in ("none", "cosine"):
+            raise ValueError(f"attention_norm must be 'none' or 'cosine', got {norm!r}")
         self.weight = _init_weight(8, c_in, c_out)  # [O1~ O1^ O2~ O2^ P~ P^] -> t (18a), [Q~ Q^] -> z (18b)
         self.alpha = nn.Parameter(torch.tensor(alpha))
         self.beta = nn.Parameter(torch.tensor(beta))
         self.how = how
+        self.norm = norm
 
     def forward(self, x: Tensor, d: Tensor, g: Tensor) -> Tensor:
         """Shapes: x [B, L, K, N, C_in]; d [B, L, K]; g complex [B, L, K, N] -> [B, L, K, N, C_out]."""
@@ -166,6 +180,12 @@ class AttentionLayer(nn.Module):
         gc = g.conj()
         lam_self = self.alpha * torch.einsum("blkn,blknc->blkc", gc, t)  # lambda_kkm, eq. (19)
         lam = self.beta * torch.einsum("blkn,blanc->blkac", gc, z)  # lambda_akm [B, L, K, A, C/2]
+        if self.norm == "cosine":  # deviation (stated): lambda / (||h_km|| ||t_km||), per complex channel
+            tiny = torch.finfo(x.dtype).tiny
+            g2 = _abs2(g).sum(-1)  # [B, L, K]
+            t2, z2 = _abs2(t).sum(-2), _abs2(z).sum(-2)  # [B, L, K, C/2] (norms over antennas)
+            lam_self = lam_self / (g2[..., None] * t2).clamp_min(tiny).sqrt()
+            lam = lam / (g2[:, :, :, None, None] * z2[:, :, None]).clamp_min(tiny).sqrt()
         K = x.shape[2]
         off = 1.0 - torch.eye(K, dtype=x.dtype, device=x.device)  # a != k
         lam = lam * off[None, None, :, :, None]
@@ -174,6 +194,10 @@ class AttentionLayer(nn.Module):
             msg = msg / max(K - 1, 1)
         out = lam_self[:, :, :, None, :] * t + msg  # eq. (20)
         return torch.view_as_real(out).flatten(-2)
+
+
+def _abs2(x: Tensor) -> Tensor:
+    return x.real.square() + x.imag.square()
 
 
 def _as_complex(x: Tensor) -> Tensor:
@@ -211,6 +235,69 @@ class EGATLayer(nn.Module):
         return out
 
 
+#: sigma(x) - sigma(-x) = c x for these activations (the "split" pairs of the MRT init), with c
+_ODD_PART = {"relu": 1.0, "gelu": 1.0, "leaky_relu": 1.0 + nn.LeakyReLU().negative_slope}
+
+
+def _identity_block(c_in: int, c_out: int, enc_in: str, enc_out: str, c: float = 1.0) -> Tensor:
+    """The [c_in, c_out] self-weight that passes (Re, Im) of the input through one layer unchanged.
+
+    Encodings: "pair" = channels (0, 1) hold (Re, Im); "split" = channels (0..3) hold
+    (Re, -Re, Im, -Im) before the activation, so (sigma(ch0) - sigma(ch1)) / c = Re after it (exact
+    for ReLU and GELU, c = 1; leaky ReLU c = 1 + slope). Other channels start empty.
+    """
+    decode = {"pair": torch.eye(2), "split": torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1]]) / c}
+    encode = {"pair": torch.eye(2), "split": torch.tensor([[1.0, -1, 0, 0], [0, 0, 1, -1]])}
+    block = decode[enc_in] @ encode[enc_out]  # [2 or 4, 2 or 4]
+    if block.shape[0] > c_in or block.shape[1] > c_out:
+        raise ValueError(
+            f"init='mrt' needs hidden widths >= {max(block.shape)} with this activation, got {c_in} -> {c_out}"
+        )
+    out = torch.zeros(c_in, c_out)
+    out[: block.shape[0], : block.shape[1]] = block
+    return out
+
+
+@torch.no_grad()
+def mrt_init_(model: _AntennaGNN, scale: float) -> None:
+    """MRT-preserving initialization (``ModelConfig.init = "mrt"``; the paper states no init).
+
+    The self matrices O1~ and O1^ of every layer (eq. (15) / (18a)) start as identity pairs that pass
+    (Re, Im) of the input link g (``link_input``) to the output; every other weight (O2, P, Q, EGAT's
+    Q projections) starts at ``scale`` x its default init (the identity blocks get the same small
+    noise). With ``scale = 0`` the untrained model outputs ``power_head(g)``: MRT directions, per-link
+    magnitude log(1 + SNR), each AP scaled to P_l (AAGNN needs ``attention_norm="cosine"`` for that:
+    the raw attention multiplies every layer by alpha |h|^2). Hidden layers keep the signal in 2
+    (activation "none", AAGNN's complex pair) or 4 channels (ReLU-type: (Re, -Re, Im, -Im)).
+    """
+    act = model.config.activation
+    if act == "none":
+        hidden = "pair"
+        c = 1.0
+    elif act in _ODD_PART:
+        hidden = "split"
+        c = _ODD_PART[act]
+    else:
+        raise ValueError(f"init='mrt' needs activation in {['none', *_ODD_PART]}, got {act!r}")
+    if isinstance(model, AAGNN) and hidden != "pair":
+        raise ValueError("init='mrt' for aagnn needs activation='none' (hidden channels are complex pairs)")
+    n = len(model.layers)
+    for i, layer in enumerate(model.layers):
+        layer.weight.mul_(scale)
+        c_in, c_out = layer.weight.shape[1:]
+        block = _identity_block(
+            c_in, c_out, "pair" if i == 0 else hidden, "pair" if i == n - 1 else hidden, c
+        ).to(layer.weight)
+        layer.weight[0] += block
+        layer.weight[1] += block
+        if isinstance(layer, EGATLayer):
+            layer.q_served.weight.mul_(scale)
+            layer.q_unserved.weight.mul_(scale)
+        if isinstance(layer, AttentionLayer):  # x' = (alpha cos(h, t)) t = t at t = h
+            layer.alpha.fill_(1.0)
+            layer.beta.fill_(1.0)
+
+
 class _AntennaGNN(PrecoderModel):
     """Shared stack: input (Re, Im) of g, hidden layers with activation, output 2 channels -> head."""
 
@@ -222,6 +309,8 @@ class _AntennaGNN(PrecoderModel):
         self.widths = widths
         self.layers = nn.ModuleList(make_layer(a, b) for a, b in itertools.pairwise(widths))
         self.act = activation(config.activation)
+        if config.init == "mrt":
+            mrt_init_(self, config.init_scale)
 
     def run_layer(self, layer: nn.Module, x: Tensor, d: Tensor, g: Tensor) -> Tensor:
         return layer(x, d)
@@ -243,7 +332,7 @@ class AAGNNwoA(_AntennaGNN):
     aggregation, no bias: 397,312 parameters (the paper's Table I lists 397,313)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        config = with_defaults(config, d_mod=128, layers=4)
+        config = with_defaults(config, d_mod=128, layers=4, init="mrt")
         super().__init__(config, lambda a, b: WoALayer(a, b, config.aggregation))
 
 
@@ -255,8 +344,10 @@ class AAGNN(_AntennaGNN):
     whose widths the paper does not give)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        config = with_defaults(config, d_mod=64, layers=2, activation="none")
-        super().__init__(config, lambda a, b: AttentionLayer(a, b, config.aggregation))
+        config = with_defaults(config, d_mod=64, layers=2, activation="none", init="mrt")
+        super().__init__(
+            config, lambda a, b: AttentionLayer(a, b, config.aggregation, norm=config.attention_norm)
+        )
 
     def run_layer(self, layer: nn.Module, x: Tensor, d: Tensor, g: Tensor) -> Tensor:
         return layer(x, d, g)
@@ -269,7 +360,7 @@ class AAGNNEGAT(_AntennaGNN):
     parameters (Table I: 399,365; the paper does not give its attention layout)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        config = with_defaults(config, d_mod=128, layers=4, heads=1)
+        config = with_defaults(config, d_mod=128, layers=4, heads=1, init="mrt")
         super().__init__(config, lambda a, b: EGATLayer(a, b, config.aggregation, _heads(b, config.heads)))
 
 
