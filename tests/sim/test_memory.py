@@ -51,3 +51,24 @@ def test_sampling_networks_checks_memory_before_allocating(monkeypatch):
         sample_networks(preset("tree-transformer", K=200_000), 1, seed=0)
     net = sample_networks(preset("tree-transformer", K=4, realizations=5), 2, seed=0)  # small: fine
     assert net.beta.shape == (2, 16, 4)
+
+
+def test_perfect_csi_sampling_budgets_its_one_realization(monkeypatch):
+    """The instantaneous-CSI problems draw one realization per setup: a pool that fits with one
+    realization but not with the scenario's 100 is accepted by sample_perfect_csi and refused for
+    the statistics path (the AAGNN K = 16 pool of 12,800 setups was refused before)."""
+    from cfmimo.config import preset
+    from cfmimo.sim import memory
+    from cfmimo.sim.memory import check_scenario_memory
+    from cfmimo.sim.network import sample_networks, sample_perfect_csi
+
+    sc = preset("aagnn", K=4, realizations=100)
+    batch = 64
+    one = check_scenario_memory(sc.K, sc.L, sc.N, 1, batch, limit_bytes=1 << 40)
+    hundred = check_scenario_memory(sc.K, sc.L, sc.N, 100, batch, limit_bytes=1 << 40)
+    limit = (one + hundred) // 2
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: limit)
+    with pytest.raises(ValueError, match="100 realizations"):
+        sample_networks(sc, batch, seed=0)
+    _, h = sample_perfect_csi(sc, batch, seed=0)
+    assert h.shape == (batch, sc.L, sc.K, sc.N) and bool(torch.isfinite(h.real).all())

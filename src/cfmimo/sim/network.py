@@ -228,12 +228,18 @@ def sample_networks(
     first_index: int = 0,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    realizations: int | None = None,
 ) -> Network:
-    """Draw ``batch`` setups with global sample indices first_index, ..., first_index + batch - 1."""
+    """Draw ``batch`` setups with global sample indices first_index, ..., first_index + batch - 1.
+
+    ``realizations``: how many small-scale realizations the caller will draw per setup, for the
+    memory check before anything is allocated (default ``scenario.realizations``; the perfect-CSI
+    problems draw one)."""
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    t = scenario.realizations if realizations is None else realizations
     # before any allocation: a batch that cannot fit is an error naming the sizes, not an OOM kill
-    check_scenario_memory(scenario.K, scenario.L, scenario.N, scenario.realizations, batch, dtype)
+    check_scenario_memory(scenario.K, scenario.L, scenario.N, t, batch, dtype)
     indices = sample_indices(first_index, batch)
     ap, ue = sample_layout(scenario, indices, seed, dtype, device)
     return networks_from_positions(scenario, ap, ue, seed=seed, indices=indices)
@@ -301,7 +307,9 @@ def sample_perfect_csi(
 
     Shapes: -> (Network, h complex [B, L, K, N]).
     """
-    net = sample_networks(scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device)
+    net = sample_networks(
+        scenario, batch, seed=seed, first_index=first_index, dtype=dtype, device=device, realizations=1
+    )
     root = None
     if scenario.spatial_correlation == "iid":  # R = beta I: its square root needs no eigendecomposition
         r = net.correlation  # [B, L, K, N, N], beta included
