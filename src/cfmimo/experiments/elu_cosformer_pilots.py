@@ -155,7 +155,7 @@ def _book_share(results: dict[str, Any], scheme: str) -> str:
     c = results["metrics"]["curves"][scheme]
     shares = c.get("book_pilots")
     if results["config"].get("pilot_model", "book") == "book":
-        return "all (book)"
+        return "n/a (the book's estimator throughout)"
     if not shares or not any(shares):
         return "none"
     return ", ".join(f"K={K}: {s:.0%}" for K, s in zip(c["K"], shares, strict=True) if s)
