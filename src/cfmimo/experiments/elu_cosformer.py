@@ -19,6 +19,11 @@ Pipeline (``run``):
 4. Figs. 5-11, Table IV (parameters, memory, FLOPs, latency at K = 10, training time per epoch),
    the runtime at K = 40 (Sect. VII) and the paper's claims next to ours.
 
+Pilot model (``EluCosFormerConfig.pilot_model``): "book" (default) or "per_ap_orthogonal" (the
+paper's eq. (2)) for every scenario of the run; under the latter, Optimal CF and DCC are scored with
+the book's estimator on the setups where they break the tau_p cap (``BookPilotsOverCap``).
+``cfmimo.experiments.elu_cosformer_pilots`` puts the Fig. 6-7 claims of runs side by side.
+
 "Average per-UE SE" (Figs. 5, 6, 10, 11) is the mean of se_ul / se_dl over UEs and test samples;
 the mean worst-UE SE (the max-min objective) is reported too. The CosFormer "relu" curve of Fig. 5
 is the "cosformer_cluster" run (the same architecture and recipe as ELU-CosFormer with φ = ReLU),
