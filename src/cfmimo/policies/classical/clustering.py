@@ -128,3 +128,76 @@ class StrongestPerAPMaxMin:
         scores = torch.sigmoid((gain - gain.mean(dim=(1, 2), keepdim=True)) / 10.0)  # monotone, in (0, 1)
         serving = cluster_mask(scores, self.max_ues or instance.max_ues_per_ap, threshold=0.0)
         return _with_powers(instance, serving, self.rtol)
+
+
+def book_pilots_over_cap(
+    instance: ClusteringInstance, serving: torch.Tensor
+) -> tuple[ClusteringInstance, torch.Tensor]:
+    """``instance`` with the book's estimator on the setups whose clusters break the tau_p cap.
+
+    Under ``pilot_model: per_ap_orthogonal`` (the elu-cosformer paper's eq. (2)) a clustering with
+    more than tau_p UEs at an AP has no orthogonal pilots to give them and is a ValueError
+    (docs/physics.md). References that ignore the cap (its "Optimal CF" at K > tau_p, its Q-strongest
+    "DCC" wherever an AP collects more than tau_p UEs) are scored here with the book's estimator
+    instead, on exactly those setups: the network's Algorithm 4.1 pilots (computed under both pilot
+    models), the same realizations h and the first tau_p pilot-noise columns (i.i.d. columns, so
+    the book's estimator in law). Setups within the cap keep their eq. (2) estimates. The returned
+    network carries ``pilot_model: book`` so the statistics accept the clusters; only the estimates
+    (h_hat, B, C: all the UatF statistics read) differ per setup.
+
+    Shapes:
+        serving [B, L, K] bool -> (instance, over [B] bool: the setups moved to the book's estimator).
+        Under pilot_model "book" (over all False), or with no setup over the cap, ``instance`` itself
+        is returned.
+    """
+    net, state = instance.network, instance.state
+    tau_p = net.scenario.tau_p
+    over = (serving.to(torch.int64).sum(-1) > tau_p).any(-1)  # [B]
+    if net.scenario.pilot_model != "per_ap_orthogonal":
+        return instance, torch.zeros_like(over)  # already the book's estimator: nothing falls back
+    if not bool(over.any()):
+        return instance, over
+    if state.pilot_noise is None:
+        raise ValueError("state.pilot_noise is None: the book's estimates of over-cap setups need it")
+    from dataclasses import replace
+
+    from cfmimo.sim.network import ChannelState, estimate
+
+    book_net = replace(net, scenario=net.scenario.with_(pilot_model="book"))
+    book = estimate(book_net, state.h, state.pilot_noise[..., :tau_p, :].contiguous())
+    pick = over.view(-1, 1, 1, 1, 1)  # broadcasts over [B, T, L, K, N] and [B, L, K, N, N]
+    mixed = ChannelState(
+        h=state.h,
+        h_hat=torch.where(pick.to(state.h_hat.device), book.h_hat, state.h_hat),
+        estimate_cov=torch.where(pick, book.estimate_cov, state.estimate_cov),
+        error_cov=torch.where(pick, book.error_cov, state.error_cov),
+        pilot_noise=state.pilot_noise,
+    )
+    return replace(instance, network=book_net, state=mixed), over
+
+
+@dataclass(frozen=True)
+class BookPilotsOverCap:
+    """A clustering rule + closed-form max-min powers, scored under ``pilot_model:
+    per_ap_orthogonal`` with the book's estimator on the setups where the rule breaks the tau_p cap
+    (``book_pilots_over_cap``); ``info["book_pilots"]`` [B] bool says which. Under the book's
+    pilot model it is ``ClusteredMaxMin(rule)``."""
+
+    rule: Clustering
+    rtol: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rule, Clustering):
+            raise TypeError(f"BookPilotsOverCap.rule must be a Clustering, got {type(self.rule).__name__}")
+        check_number("BookPilotsOverCap", "rtol", self.rtol, low=0.0, positive=True)
+
+    def __call__(self, instance: ClusteringInstance) -> Allocation:
+        instance = checked_clustering_instance(instance, "BookPilotsOverCap")
+        net = instance.network
+        serving = serving_mask(
+            self.rule, net.gain_db, net.distance_2d, net.pilot, net.master, net.scenario.tau_p
+        )
+        scored, over = book_pilots_over_cap(instance, serving)
+        alloc = _with_powers(scored, serving, self.rtol)
+        alloc.info["book_pilots"] = over
+        return alloc
