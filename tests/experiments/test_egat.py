@@ -158,6 +158,7 @@ def test_trained_models_have_the_reported_sizes(tiny):
         trained, _ = load_unsupervised(record["final_checkpoint"])
         stated = _stated_model(EgatConfig.tiny(), name)
         assert count_parameters(trained) == on_disk["models"][name]["params"], name
+        assert results["models"][name]["params"] == on_disk["models"][name]["params"], name
         assert count_parameters(trained) == count_parameters(stated), name
         shapes = {k: tuple(v.shape) for k, v in trained.state_dict().items()}
         assert shapes == {k: tuple(v.shape) for k, v in stated.state_dict().items()}, name
