@@ -137,6 +137,47 @@ def test_train_only_stops_after_training(tiny):
     assert final["global_step"] == EgatConfig.tiny().steps
 
 
+def _stated_model(cfg: EgatConfig, name: str) -> torch.nn.Module:
+    """The model the config states, built independently of the training path."""
+    from cfmimo.models import ModelConfig, build_model
+
+    extra = {"num_aps": cfg.train_L, "num_ues": cfg.train_K} if name == "dnn_fh" else {}
+    return build_model(ModelConfig(name=name, **cfg.model_overrides.get(name, {}), **extra))
+
+
+def test_trained_models_have_the_reported_sizes(tiny):
+    # the model in each final checkpoint is the one results.json reports and the config states
+    # (a dumped ModelConfig once made train_unsupervised complete overrides with generic defaults)
+    from cfmimo.learn.unsupervised import load_unsupervised
+    from cfmimo.models import count_parameters
+
+    out, results, _ = tiny
+    on_disk = json.loads((out / "results.json").read_text())
+    for name in ("egat_fh", "engnn_fh", "bgnn_fh", "dnn_fh"):
+        record = json.loads((out / "runs" / name / "result.json").read_text())
+        trained, _ = load_unsupervised(record["final_checkpoint"])
+        stated = _stated_model(EgatConfig.tiny(), name)
+        assert count_parameters(trained) == on_disk["models"][name]["params"], name
+        assert results["models"][name]["params"] == on_disk["models"][name]["params"], name
+        assert count_parameters(trained) == count_parameters(stated), name
+        shapes = {k: tuple(v.shape) for k, v in trained.state_dict().items()}
+        assert shapes == {k: tuple(v.shape) for k, v in stated.state_dict().items()}, name
+
+
+def test_full_mode_trains_registry_default_sizes(tmp_path):
+    # no overrides: the training module builds each registry model at its own default size
+    from cfmimo.experiments.egat.run import unsupervised_config
+    from cfmimo.learn.unsupervised import UnsupervisedModule, resolve_model
+    from cfmimo.models import count_parameters
+
+    cfg = EgatConfig()
+    assert cfg.model_overrides == {}
+    for name in cfg.models:
+        ucfg = resolve_model(unsupervised_config(cfg, name, tmp_path / name))
+        built = UnsupervisedModule(ucfg.to_dict()).model
+        assert count_parameters(built) == count_parameters(_stated_model(cfg, name)), name
+
+
 def test_config_rejects_bad_fields():
     with pytest.raises(ValueError, match="models"):
         EgatConfig(models=("egat_fh", "nope"))
