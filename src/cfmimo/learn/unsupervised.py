@@ -489,7 +489,7 @@ def train_unsupervised(
     seconds = time.perf_counter() - start
     # the weights after the last step, also when the last validation came before it
     final = out / "checkpoints" / "final.ckpt"
-    trainer.save_checkpoint(final)
+    trainer.save_checkpoint(final, weights_only=False)  # full state: a resumable checkpoint (and no info log)
     from cfmimo.learn.trainer import _device_name, write_timing
 
     write_timing(  # steps interleave with validation here: one fit time for both
