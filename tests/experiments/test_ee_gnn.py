@@ -178,3 +178,14 @@ def test_quick_mode_end_to_end(tmp_path):
     pol = results["metrics"]["policies"]["5x10"]
     assert all(math.isfinite(v["ee"]) for v in pol.values())
     assert pol["sca"]["samples"] == 256 and pol["multistart"]["samples"] == 16
+
+
+def test_curve_flatness_measures_the_last_quarter():
+    from cfmimo.experiments.ee_gnn.report import curve_flatness
+
+    rising = [{"step": s, "val_objective": v} for s, v in ((100, 1.0), (200, 2.0), (300, 3.0), (400, 4.0))]
+    flat = [{"step": s, "val_objective": v} for s, v in ((100, 1.0), (200, 4.0), (300, 4.0), (400, 3.9))]
+    f = curve_flatness(rising)
+    assert (f["best_before_tail"], f["best"], f["last"], f["tail_gain"]) == (3.0, 4.0, 4.0, 0.25)
+    assert curve_flatness(flat)["tail_gain"] == 0.0 and curve_flatness(flat)["last"] == 3.9
+    assert curve_flatness([])["tail_gain"] is None

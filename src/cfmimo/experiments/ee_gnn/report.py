@@ -100,6 +100,24 @@ def rate_quantiles(ev: dict[str, Any], q: torch.Tensor) -> dict[str, list[float]
     return out
 
 
+def curve_flatness(history: list[dict[str, Any]], tail: float = 0.25) -> dict[str, Any]:
+    """How flat a run's validation curve (EE at power a) is at the end of its step budget: the best
+    validation value up to (1 - tail) of the steps, the best overall, the last one, and
+    ``tail_gain`` = (best - best before the tail) / |best| (0 = nothing gained in the last quarter)."""
+    pts = [(int(r["step"]), float(r["val_objective"])) for r in history if "val_objective" in r]
+    if not pts:
+        return {"best_before_tail": None, "best": None, "last": None, "tail_gain": None}
+    cut = (1.0 - tail) * pts[-1][0]
+    before = [v for step, v in pts if step <= cut] or [pts[0][1]]
+    best = max(v for _, v in pts)
+    return {
+        "best_before_tail": _r(max(before), 4),
+        "best": _r(best, 4),
+        "last": _r(pts[-1][1], 4),
+        "tail_gain": _r((best - max(before)) / abs(best), 4) if best else None,
+    }
+
+
 def claims(
     cfg: EEGnnConfig,
     table2: dict[str, Any],
@@ -379,6 +397,14 @@ def write_outputs(
             "fig4_final": fig4_final,
             "fig4_best": fig4_best,
             "fig4": {k: [list(p) for p in v] for k, v in fig4_curves.items()},
+            "learning_curves": {
+                key: {
+                    f"{support} s{i}": curve_flatness(run.record["history"])
+                    for support, runs in (("linear", r["main"]), ("log", r["log"]))
+                    for i, run in enumerate(runs)
+                }
+                for key, r in results.items()
+            },
             "rate_quantiles": {"q": q.tolist(), **cdfs},
         },
         "claims": cl,
@@ -520,6 +546,21 @@ def _report(cfg: EEGnnConfig, res: dict[str, Any]) -> str:
             lines.append(
                 f"- ({key}), first {g['samples']} test samples, best-known mean {g['best_known_ee']:.3f}: "
                 + ", ".join(f"{LABELS.get(n, n)} {v:.3f}" for n, v in g["ratio"].items())
+            )
+    lines += [
+        "",
+        "## Learning curves at the end of the step budget",
+        "",
+        "Validation EE at power a: best up to 75 % of the steps, best overall, last validation, and the share "
+        "of the best gained in the last quarter (`tail_gain`; ~0 = flat).",
+        "",
+        "| size | run | best at 75 % | best | last | tail gain |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, runs in m.get("learning_curves", {}).items():
+        for label, f in runs.items():
+            lines.append(
+                f"| {key} | {label} | {_fmt(f['best_before_tail'])} | {_fmt(f['best'])} | {_fmt(f['last'])} | {_fmt(f['tail_gain'])} |"
             )
     lines += [
         "",
