@@ -172,3 +172,16 @@ def test_sample_set_in_chunks_equals_one_draw():
     for f in ("association", "p_max", "noise", "weights"):
         assert torch.equal(getattr(one, f), getattr(chunked, f)), f
     torch.testing.assert_close(chunked.h, one.h, rtol=1e-5, atol=1e-5 * float(one.h.abs().max()))
+
+
+def test_a_cut_off_run_resumes_from_its_last_checkpoint(tiny):
+    """A run whose result.json is missing (cut off after a checkpoint) resumes from last.ckpt with the
+    same configuration instead of restarting; the finished runs stay untouched."""
+    out, _ = tiny
+    tag = sorted(p.parent.name for p in (out / "runs").glob("*/result.json"))[0]
+    (out / "runs" / tag / "result.json").unlink()
+    messages: list[str] = []
+    run(AagnnConfig.tiny(), out, train_only=True, log=messages.append)
+    assert any(m.startswith(f"resuming {tag}") for m in messages)
+    record = json.loads((out / "runs" / tag / "result.json").read_text())
+    assert record["resumed_from_step"] > 0

@@ -492,7 +492,8 @@ def _report(cfg: AagnnConfig, results: dict[str, Any]) -> str:
     ]
     lines.append(
         "- Resuming: finished runs (`runs/<tag>/result.json`) and cached references are reused; a run cut off "
-        "before it finished restarts from step 0 (the unsupervised driver has no mid-run resume)."
+        "after its first checkpoint resumes from `last.ckpt` (written at every validation; the batch order after "
+        "the cut differs from an uninterrupted run), one cut before it restarts."
     )
     if results["mode"] == "cpu":
         lines.append(

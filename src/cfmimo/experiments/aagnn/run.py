@@ -198,12 +198,24 @@ def train_run(
         if record.get("config") == ucfg.to_dict():
             trained, _ = load_unsupervised(record["best_checkpoint"])
             return Run(tag, trained, record)
-    if run_dir.exists():  # unfinished or a different configuration: start it again
+    # a run cut off after its first checkpoint (same configuration) resumes from last.ckpt; another
+    # configuration, or a run cut before any checkpoint, starts again
+    started = run_dir / "config.json"
+    resume = (
+        started.is_file()
+        and json.loads(started.read_text()) == ucfg.to_dict()
+        and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    )
+    if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(started, json.dumps(ucfg.to_dict(), indent=1))
+    if resume:
+        log(f"resuming {tag} from its last checkpoint")
     key = (setting.key, seed_index)
     if key not in pools or pools[key].batch < n:
         pools[key] = sample_set(cfg, setting, "train", n, seed_index)
-    result = train_unsupervised(ucfg, train=pools[key].take(slice(0, n)), val=val)
+    result = train_unsupervised(ucfg, train=pools[key].take(slice(0, n)), val=val, resume=resume)
     record = {
         "config": ucfg.to_dict(),
         "best_checkpoint": str(result["best_checkpoint"]),
@@ -213,6 +225,7 @@ def train_run(
         "seconds": result["seconds"],
         "steps_per_second": result["steps_per_second"],
         "parameters": count_parameters(result["model"]),
+        "resumed_from_step": result["resumed_from_step"],
     }
     atomic_write_text(done, json.dumps(record, indent=1))
     log(
