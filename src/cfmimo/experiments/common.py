@@ -5,13 +5,15 @@ report.md), written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,22 @@ from cfmimo.sim.uatf import (
     spectral_efficiency,
     uplink_sinr,
 )
+
+
+@contextlib.contextmanager
+def reproduction_environment(threads: int | None) -> Iterator[None]:
+    """For a reproduction's ``run``: Lightning's info logs off (one "GPU available" banner per
+    training run otherwise) and torch pinned to ``threads`` intra-op threads (None: unchanged),
+    restored on exit."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def ensure_dataset(

@@ -10,7 +10,6 @@ Layout of ``out``: ``data/<setting>-<split>.pt`` (references per sample), ``runs
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -24,6 +23,7 @@ import torch
 
 from cfmimo.config import atomic_write_text, preset
 from cfmimo.experiments.aagnn.config import BASELINES, FIXED_N, AagnnConfig
+from cfmimo.experiments.common import reproduction_environment
 from cfmimo.models import ModelConfig, count_parameters
 from cfmimo.rng import stream_seed
 
@@ -283,15 +283,8 @@ def run(
     """Run the whole reproduction into ``out`` (resumable); returns results.json's content (or
     ``{"runs": [...]}`` with ``train_only``). ``scheduler``/``workers`` are unused (no dataset files)."""
     del scheduler, workers
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # one "GPU available" banner per run otherwise
-    threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
+    with reproduction_environment(config.threads):
         return _run(config, Path(out), train_only, log)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: AagnnConfig, out: Path, train_only: bool, log: Log) -> dict[str, Any]:

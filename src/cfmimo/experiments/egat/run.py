@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 import shutil
 import statistics
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 
 from cfmimo.config import atomic_write_text, preset
+from cfmimo.experiments.common import reproduction_environment
 from cfmimo.experiments.egat.config import FIXED_SIZE, EgatConfig
 from cfmimo.rng import stream_seed
 
@@ -382,15 +382,8 @@ def run(
     """Run the whole reproduction into ``out`` (resumable); returns results.json's content (or
     ``{"runs": [...]}`` with ``train_only``). ``scheduler``/``workers`` are unused (no dataset files)."""
     del scheduler, workers
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
+    with reproduction_environment(config.threads):
         return _run(config, Path(out), train_only, log)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: EgatConfig, out: Path, train_only: bool, log: Log) -> dict[str, Any]:
