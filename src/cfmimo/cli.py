@@ -619,8 +619,10 @@ def predict(
         load_predictor,
         predict_cluster_setup,
         predict_setup,
+        predictor_site,
         read_positions,
     )
+    from cfmimo.sim.shadowing_field import on_site
 
     if backend not in BACKENDS:
         raise typer.BadParameter(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -628,6 +630,8 @@ def predict(
         ue, ap = read_positions(positions)  # the cheap checks first: positions file, preset
         scenario = preset(preset_name)
         model, scaler, frame = load_predictor(checkpoint, backend)
+        # a model trained on a site is scored on that site, and only for its AP layout
+        scenario = on_site(scenario, predictor_site(checkpoint), ap_positions=ap, what=str(positions))
         run = predict_cluster_setup if is_cluster_predictor(model) else predict_setup
         result = run(model, scaler, ue, ap, scenario, seed=seed, frame=frame)
     except ValueError as err:
@@ -756,7 +760,7 @@ def reproduce(
     deployment: Annotated[
         str | None,
         typer.Option(
-            help="tree-transformer: 'book' (drops), 'fixed' (one AP layout) or 'site' (layout + shadowing field).",
+            help="tree-transformer, elu-cosformer: 'book' (drops), 'fixed' (one AP layout) or 'site' (layout + shadowing field).",
         ),
     ] = None,
     overrides: Annotated[

@@ -234,6 +234,7 @@ def export_trained(trained, path: str | os.PathLike, *, check: bool = True, tau_
         "model": trained.config.model.model_dump(mode="json"),
         "scaler": trained.scaler.to_dict(),
         "frame": None if trained.frame is None else trained.frame.to_dict(),
+        "site": getattr(trained, "site", None),  # the training site (predict scores and checks it)
     }
     return export_onnx(trained.model, path, check=check, metadata=metadata, tau_p=tau_p)
 

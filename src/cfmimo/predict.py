@@ -241,6 +241,22 @@ def load_predictor(
     return model, trained.scaler, trained.frame
 
 
+def predictor_site(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The training site recorded in a checkpoint (.ckpt) or an exported file (.onnx metadata
+    ``site``), None for models of the book's drops (and files from before sites were recorded)."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from cfmimo.export import read_metadata
+
+        site = (read_metadata(path) or {}).get("site")
+        if site is not None and not isinstance(site, dict):
+            raise ValueError(f"ONNX file {path}: metadata site must be a mapping of scenario fields")
+        return site
+    from cfmimo.learn.trainer import load_trained
+
+    return load_trained(path).site
+
+
 def is_cluster_predictor(model: torch.nn.Module) -> bool:
     """Whether ``model`` (PyTorch or ONNX Runtime) is a clustering + power model."""
     from cfmimo.export import OnnxRuntimeModel, is_cluster_model

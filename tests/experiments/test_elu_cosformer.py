@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from cfmimo.cli import app
 from cfmimo.config import preset
 from cfmimo.experiments import elu_cosformer
-from cfmimo.experiments.elu_cosformer import EluCosFormerConfig, optimal_for_clusters, run
+from cfmimo.experiments.elu_cosformer import EluCosFormerConfig, evaluation, optimal_for_clusters, run
 from cfmimo.policies.neural import ClusterPowerPolicy
 from cfmimo.problems.clustering_power import ClusteringPower
 
@@ -181,8 +181,8 @@ def test_evaluation_is_batch_and_device_independent(tiny_run):
 
     def rows(**fields):
         config = EluCosFormerConfig(**{**base, **fields})
-        got, powers = elu_cosformer._evaluate(
-            config, trained, elu_cosformer._evaluation_plan(config), lambda m: None
+        got, powers = evaluation._evaluate(
+            config, trained, evaluation._evaluation_plan(config), lambda m: None
         )
         return {r["scheme"]: r for r in got}, torch.cat(powers["pred_ul"])
 

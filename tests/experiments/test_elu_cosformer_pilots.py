@@ -1,13 +1,14 @@
 """The elu-cosformer reproduction under pilot_model per_ap_orthogonal, and the side-by-side of both
-pilot models (``elu_cosformer_pilots``)."""
+pilot models (``elu_cosformer.pilots``)."""
 
 import json
 
 import pytest
 
 from cfmimo.cli import reproduce_overrides
-from cfmimo.experiments.elu_cosformer import EluCosFormerConfig, _scenario, run
-from cfmimo.experiments.elu_cosformer_pilots import comparison_markdown, main, pilot_claims
+from cfmimo.experiments.elu_cosformer import EluCosFormerConfig, run
+from cfmimo.experiments.elu_cosformer.config import _scenario
+from cfmimo.experiments.elu_cosformer.pilots import comparison_markdown, main, pilot_claims
 
 # K = 12 > tau_p = 10: Optimal CF breaks the cap on every setup, DCC (Q = 8 of 16 APs) on some
 TINY = dict(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from cfmimo.experiments.elu_cosformer import _training_timing
+from cfmimo.experiments.elu_cosformer.run import _training_timing
 from cfmimo.learn.trainer import TIMING_FILE, read_timing, train
 
 

@@ -38,20 +38,32 @@ def count_flops(model: torch.nn.Module, *inputs: object, **kwargs: object) -> in
     return int(counter.get_total_flops())
 
 
-def forward_flops(model: torch.nn.Module, K: int, L: int) -> int:
-    """FLOPs of one forward pass (batch 1) of a position model on random UE / AP positions
-    (:func:`count_flops` on ``model_features``)."""
-    g = torch.Generator().manual_seed(0)
+def position_inputs(
+    model: torch.nn.Module, K: int, L: int, *, seed: int = 0
+) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """(args, kwargs) of one random batch-1 setup for a position model: ``model_features`` of UE
+    positions [1, K, 2] and AP positions [1, L, 2] in the unit square, and for a gain-aware model
+    (``uses_gains``) random gains ``gain_db`` [1, L, K] in [-20, 40] dB (normalized inside)."""
+    g = torch.Generator().manual_seed(seed)
     ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
-    return count_flops(model, *model_features(ue, ap))
+    extra = {}
+    if getattr(model, "uses_gains", False):
+        extra["gain_db"] = -60.0 * torch.rand(1, L, K, generator=g) + 40.0
+    return model_features(ue, ap), extra
+
+
+def forward_flops(model: torch.nn.Module, K: int, L: int) -> int:
+    """FLOPs of one forward pass (batch 1) of a position model on a random setup
+    (:func:`count_flops` on :func:`position_inputs`)."""
+    args, kwargs = position_inputs(model, K, L)
+    return count_flops(model, *args, **kwargs)
 
 
 def forward_peak_bytes(model: torch.nn.Module, K: int, L: int) -> int:
-    """Peak memory of one forward pass (batch 1) of a position model on random UE / AP positions
-    (:func:`peak_bytes` on ``model_features``)."""
-    g = torch.Generator().manual_seed(0)
-    ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
-    return peak_bytes(model, *model_features(ue, ap))
+    """Peak memory of one forward pass (batch 1) of a position model on a random setup
+    (:func:`peak_bytes` on :func:`position_inputs`)."""
+    args, kwargs = position_inputs(model, K, L)
+    return peak_bytes(model, *args, **kwargs)
 
 
 def peak_bytes(model: torch.nn.Module, *inputs: object, **kwargs: object) -> int:

@@ -25,9 +25,11 @@ per-UE SE (``{name}_mean_{link}``) averaged over the samples.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
+from cfmimo.config import Scenario
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.policies.classical.power import MaxMinClosedForm
 from cfmimo.problems.base import Allocation
@@ -53,43 +55,79 @@ def position_only_references(
     constant_dl, shadowing_free_ul, shadowing_free_dl (worst UE), the same with ``_mean_`` before
     the link (mean per-UE SE), and noisy_site_* on a site with a shadowing field and noise.
     """
+    rows = []
+    for K, L in sizes:
+        g = groups[(K, L)]
+        n = min(samples, int(g["sample_index"].shape[0]))
+        rows.append(
+            {
+                "K": K,
+                "L": L,
+                **size_references(
+                    spec.group_scenario(K, L),
+                    spec.group_seed(K, L),
+                    g["ue_positions"][:n],
+                    g["ap_positions"][:n],
+                    [int(i) for i in g["sample_index"][:n]],
+                    combiner=spec.combiner,
+                    sigma_ue_m=sigma_ue_m,
+                    noise_seed=noise_seed,
+                ),
+            }
+        )
+    return rows
+
+
+def size_references(
+    scenario: Scenario,
+    seed: int,
+    ue: torch.Tensor,
+    ap: torch.Tensor,
+    indices: Sequence[int],
+    *,
+    combiner: str = "mmse",
+    sigma_ue_m: float = 0.0,
+    noise_seed: int = 0,
+) -> dict[str, float]:
+    """The references of one size on given setups (module docstring): the setups of ``scenario``
+    with these positions and sample ``indices`` (their shadowing and channel streams come from
+    ``(seed, indices)``, so sampled setups are reproduced exactly), served as the scenario's
+    clustering says. Returns the means over the setups of the worst-UE SE (``{name}_{link}``) and
+    the mean per-UE SE (``{name}_mean_{link}``) for name in opt, constant, shadowing_free and, on a
+    site with ``sigma_ue_m`` > 0, noisy_site.
+
+    Shapes: ue [n, K, 2], ap [n, L, 2], indices [n]."""
     from cfmimo.policies.neural import noisy_positions
 
     problem, solver = MaxMinPower(), MaxMinClosedForm()
-    rows = []
+    ue, ap, index = ue.float(), ap.float(), [int(i) for i in indices]
+    L, K = ap.shape[1], ue.shape[1]
+    row: dict[str, float] = {}
     with torch.no_grad():
-        for K, L in sizes:
-            g = groups[(K, L)]
-            n = min(samples, int(g["sample_index"].shape[0]))
-            ue, ap = g["ue_positions"][:n].float(), g["ap_positions"][:n].float()
-            index = [int(i) for i in g["sample_index"][:n]]
-            scenario, seed = spec.group_scenario(K, L), spec.group_seed(K, L)
-            true = networks_from_positions(scenario, ap, ue, seed=seed, indices=index)
-            inst = power_instance(true, sample_channel_state(true), combiner=spec.combiner)
-            row = {"K": K, "L": L}
-            blind = networks_from_positions(
-                scenario.with_(shadowing_std_db=0.0), ap, ue, seed=seed, indices=index
-            )
-            free = solver(power_instance(blind, sample_channel_state(blind), combiner=spec.combiner))
-            equal_dl = torch.full_like(inst.ul_budget, scenario.dl_power_per_ap_mw * L / K)
-            allocations = [
-                ("opt", solver(inst)),
-                ("constant", Allocation(p_ul=inst.ul_budget.clone(), p_dl=equal_dl)),
-                ("shadowing_free", Allocation(p_ul=free.p_ul, p_dl=free.p_dl)),
-            ]
-            if scenario.shadowing_field and sigma_ue_m > 0:
-                seen = noisy_positions(ue, sigma_ue_m, seed=noise_seed, name="eval_noise/ue", indices=index)
-                seen = seen.clamp(0.0, scenario.area_side_m)  # the site's field covers the area
-                site = networks_from_positions(scenario, ap, seen, seed=seed, indices=index)
-                guess = solver(power_instance(site, sample_channel_state(site), combiner=spec.combiner))
-                allocations.append(("noisy_site", Allocation(p_ul=guess.p_ul, p_dl=guess.p_dl)))
-            for name, alloc in allocations:
-                m = problem.metrics(inst, alloc)
-                for link in ("ul", "dl"):
-                    row[f"{name}_{link}"] = m[f"min_se_{link}"].mean().item()
-                    row[f"{name}_mean_{link}"] = m[f"se_{link}"].mean().item()
-            rows.append(row)
-    return rows
+        true = networks_from_positions(scenario, ap, ue, seed=seed, indices=index)
+        inst = power_instance(true, sample_channel_state(true), combiner=combiner)
+        blind = networks_from_positions(
+            scenario.with_(shadowing_std_db=0.0), ap, ue, seed=seed, indices=index
+        )
+        free = solver(power_instance(blind, sample_channel_state(blind), combiner=combiner))
+        equal_dl = torch.full_like(inst.ul_budget, scenario.dl_power_per_ap_mw * L / K)
+        allocations = [
+            ("opt", solver(inst)),
+            ("constant", Allocation(p_ul=inst.ul_budget.clone(), p_dl=equal_dl)),
+            ("shadowing_free", Allocation(p_ul=free.p_ul, p_dl=free.p_dl)),
+        ]
+        if scenario.shadowing_field and sigma_ue_m > 0:
+            seen = noisy_positions(ue, sigma_ue_m, seed=noise_seed, name="eval_noise/ue", indices=index)
+            seen = seen.clamp(0.0, scenario.area_side_m)  # the site's field covers the area
+            site = networks_from_positions(scenario, ap, seen, seed=seed, indices=index)
+            guess = solver(power_instance(site, sample_channel_state(site), combiner=combiner))
+            allocations.append(("noisy_site", Allocation(p_ul=guess.p_ul, p_dl=guess.p_dl)))
+        for name, alloc in allocations:
+            m = problem.metrics(inst, alloc)
+            for link in ("ul", "dl"):
+                row[f"{name}_{link}"] = m[f"min_se_{link}"].mean().item()
+                row[f"{name}_mean_{link}"] = m[f"se_{link}"].mean().item()
+    return row
 
 
 def reference_gaps(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -106,3 +144,33 @@ def reference_gaps(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
                 r[f"opt_mean_{link}"] - r[f"{name}_mean_{link}"] for r in rows
             ) / len(rows)
     return out
+
+
+#: the references' labels in the study tables
+REFERENCE_LABELS = {
+    "constant": "positions-only: constant powers",
+    "shadowing_free": "positions-only: shadowing-free optimum",
+    "noisy_site": "positions-only: exact optimum of the site at the noisy positions",
+}
+
+
+def study_table_lines(study: Mapping[str, Any]) -> list[str]:
+    """Markdown rows of a study table (header included): each model's setting and gaps
+    (``{min,mean}_se_gap_{ul,dl}``), then the references of ``reference_gaps``."""
+    lines = [
+        "| allocation | setting | worst-UE gap UL | worst-UE gap DL | mean gap UL | mean gap DL |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, g in study["models"].items():
+        lines.append(
+            f"| {name} | {g['setting']} | {g['min_se_gap_ul']:.3f} | {g['min_se_gap_dl']:.3f} | "
+            f"{g['mean_se_gap_ul']:.3f} | {g['mean_se_gap_dl']:.3f} |"
+        )
+    refs = study["references"]
+    for name, label in REFERENCE_LABELS.items():
+        if f"{name}_gap_ul" in refs:
+            lines.append(
+                f"| {label} | reference | {refs[f'{name}_gap_ul']:.3f} | {refs[f'{name}_gap_dl']:.3f} | "
+                f"{refs[f'{name}_mean_gap_ul']:.3f} | {refs[f'{name}_mean_gap_dl']:.3f} |"
+            )
+    return lines

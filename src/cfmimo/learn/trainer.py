@@ -141,6 +141,8 @@ class TrainedModel(NamedTuple):
     scaler: PowerScaler
     config: TrainConfig
     frame: PositionFrame | None = None
+    # the training data's site (``sim.shadowing_field.site_identity``), None for the book's drops
+    site: dict[str, Any] | None = None
 
 
 def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -243,7 +245,21 @@ def load_trained(path: str | os.PathLike, *, map_location: str | torch.device = 
         frame = PositionFrame.from_dict(hp["position_frame"]) if hp.get("position_frame") else None
     except ValueError as err:
         raise ValueError(f"checkpoint {path}: bad position_frame: {err}") from None
-    return TrainedModel(model.eval(), scaler, config, frame)
+    site = hp.get("site")
+    if site is not None and not isinstance(site, dict):
+        raise ValueError(
+            f"checkpoint {path}: bad site: expected a mapping of scenario fields, got {type(site).__name__}"
+        )
+    return TrainedModel(model.eval(), scaler, config, frame, site)
+
+
+def training_site(dataset: str | os.PathLike) -> dict[str, Any] | None:
+    """The site of a training dataset folder (``site_identity`` of its manifest's scenario)."""
+    from cfmimo.data.spec import DatasetSpec
+    from cfmimo.data.storage import read_manifest
+    from cfmimo.sim.shadowing_field import site_identity
+
+    return site_identity(DatasetSpec.model_validate(read_manifest(dataset)["spec"]).scenario)
 
 
 def _resolve_checkpoint(ckpt_path: str | os.PathLike | None, out_dir: Path) -> Path | None:
@@ -542,6 +558,8 @@ def train(
     )
     if cache is not None:
         module.attach(cache)
+    # a model of a site is a model of that site only: the checkpoint records it (predict checks it)
+    module.hparams["site"] = training_site(config.data.train)
     if model_uses_gains(config.model.name) and resume is None:
         # gain-aware models hold their input normalization (training gains' mean and std) as buffers,
         # so it travels in the checkpoint; a resumed run restores it from there

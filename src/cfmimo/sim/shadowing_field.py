@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -151,6 +153,53 @@ def check_same_site(site: Scenario, scenario: Scenario, *, what: str = "scenario
                 f"{what}: the site deployment_seed = {site.deployment_seed} was built for {name} = {a!r}, "
                 f"got {name} = {b!r} (the same seed with another {name} is another site)"
             )
+
+
+def site_identity(scenario: Scenario) -> dict[str, Any] | None:
+    """The fields that identify the site of a fixed deployment (``ap_deployment``,
+    ``deployment_seed`` and ``SITE_FIELDS``; JSON-safe), None under the book's drops. Trained models
+    record their training site (checkpoint ``hyper_parameters["site"]``, ONNX metadata ``site``),
+    so that ``on_site`` can score their predictions on it and refuse another one."""
+    if scenario.ap_deployment != "fixed" and not scenario.shadowing_field:
+        return None
+    fields = {"ap_deployment": scenario.ap_deployment, "deployment_seed": scenario.deployment_seed}
+    return fields | {name: getattr(scenario, name) for name in SITE_FIELDS}
+
+
+def on_site(
+    scenario: Scenario,
+    site: Mapping[str, Any] | None,
+    *,
+    ap_positions: torch.Tensor | None = None,
+    what: str = "positions",
+) -> Scenario:
+    """``scenario`` placed on a recorded site (``site_identity``; None: unchanged): the site's
+    fields replace the scenario's, so gains are those of the site (its AP layout and shadowing
+    field). ``ap_positions`` [L, 2] (metres), when given, must be the site's AP layout (within 1 cm):
+    a model of one site says nothing about another, and the field of AP l is attached to the site's
+    AP l. ValueError naming ``what`` (e.g. the positions file) and the site otherwise."""
+    if site is None:
+        return scenario
+    try:
+        placed = scenario.with_(**dict(site))
+    except ValueError as err:
+        raise ValueError(
+            f"site: the recorded site is not a valid scenario: {' '.join(str(err).split())}"
+        ) from None
+    if ap_positions is not None:
+        expected = site_ap_positions(placed)
+        got = torch.as_tensor(ap_positions, dtype=torch.float64)
+        name = f"the model's training site (deployment_seed {placed.deployment_seed}, L = {placed.L})"
+        if tuple(got.shape) != tuple(expected.shape):
+            raise ValueError(f"{what}: {got.shape[0]} APs, but {name} has {placed.L}")
+        far = (got - expected).norm(dim=-1) > 0.01
+        if bool(far.any()):
+            l = int(far.nonzero()[0])
+            raise ValueError(
+                f"{what}: AP {l} at {got[l].tolist()} m is not where {name} has it "
+                f"({[round(v, 3) for v in expected[l].tolist()]} m): the model was trained for that site only"
+            )
+    return placed
 
 
 def _margin(scenario: Scenario) -> float:

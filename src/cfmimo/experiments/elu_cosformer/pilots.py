@@ -17,7 +17,7 @@ the claims: the same "above CF" test for the strongest-per-AP clusters (what a m
 by their true gains achieves; no model involved) and "above DCC" on the mean worst-UE SE (the
 max-min objective; the model's near-uniform powers raise the average, not the worst UE).
 
-``python -m cfmimo.experiments.elu_cosformer_pilots LABEL=results.json ... --out pilots.md
+``python -m cfmimo.experiments.elu_cosformer.pilots LABEL=results.json ... --out pilots.md
 [--json pilots.json]`` writes the Markdown comparison (claims table marked holds/fails per run, the
 margins behind each verdict, Fig. 6 numbers per run).
 """

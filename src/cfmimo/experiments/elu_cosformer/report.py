@@ -9,13 +9,14 @@ from typing import Any
 import torch
 
 from cfmimo.experiments.common import pyplot, save_figure
-from cfmimo.experiments.elu_cosformer import (
+from cfmimo.experiments.elu_cosformer.config import (
     REFERENCE,
     SCHEME_LABELS,
     SCHEMES,
     VARIANT_LABELS,
     EluCosFormerConfig,
 )
+from cfmimo.experiments.position_references import study_table_lines
 
 
 def figures(out: Path, config: EluCosFormerConfig, curves, layout, powers) -> None:
@@ -136,6 +137,35 @@ def _pilot_lines(cfg: dict[str, Any], curves: dict[str, Any]) -> list[str]:
     ]
 
 
+STUDY_TEXT = {
+    "book": "the book's drops (APs, UEs and shadowing redrawn per setup; setting a)",
+    "fixed": "a fixed AP layout (deployment_seed), shadowing drawn per drop (setting b)",
+    "site": "a site: fixed AP layout and a fixed shadowing field; test UEs are new positions on it (setting c)",
+}
+
+
+def _study_lines(study: dict[str, Any] | None) -> list[str]:
+    """The site study (issue 15): gaps of the positions-only and gain-aware models and of the
+    positions-only references to Optimal CF (``study.py``)."""
+    if not study:
+        return []
+    return [
+        "",
+        "## Site study (issue 15): SE gaps to the max-min optimum (Optimal CF)",
+        "",
+        f"Deployment: {STUDY_TEXT[study['deployment']]}; {study['test_sizes']} test sizes. Gaps in "
+        "b/s/Hz averaged over the test K: worst UE (the max-min objective) and mean per-UE SE "
+        "(negative when an allocation trades fairness for the mean), of each model's Predicted UC-CF "
+        "(its clusters and powers) to Optimal CF (all APs, closed form). Settings: (a) book drops, "
+        "(b) fixed AP layout, (c) site with a fixed shadowing field, (d) gain-aware inputs under (a); "
+        "'c+gains' is the gain-aware model on the site. The references (all APs serving) are "
+        f"computed on the first {study['reference_samples']} test setups of each K against their own "
+        "optimum.",
+        "",
+        *study_table_lines(study),
+    ]
+
+
 def write_report(out: Path, results: dict[str, Any]) -> None:
     from cfmimo.config import atomic_write_text
 
@@ -178,6 +208,7 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
         lines.append(
             f"| {K} | " + " | ".join(cells) + f" | {p['min_se_ul'][i]:.3f} / {p['min_se_dl'][i]:.3f} |"
         )
+    lines += _study_lines(results["metrics"].get("study"))
     diag = results["metrics"].get("mask_vs_gains")
     if diag:
         lines += [
@@ -233,10 +264,10 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
     ]
     for n, m in results["models"].items():
         lines.append(
-            f"| {VARIANT_LABELS[n]} | {m['params']:,} ({m['paper_params']:,}) | {m['memory_mb']:.2f} "
-            f"({m['paper_memory_mb']}) | {m['peak_forward_kib']:.1f} | {m['flops']:,} ({m['paper_flops']:,}) | "
-            f"{m['latency_ms']:.2f} ({m['paper_latency_ms']}) | {_fmt(m.get('train_s_per_epoch'), 1)} "
-            f"({m['paper_train_s_per_epoch']}) |"
+            f"| {VARIANT_LABELS[n]} | {m['params']:,} ({_fmt(m['paper_params'], 0)}) | {m['memory_mb']:.2f} "
+            f"({_fmt(m['paper_memory_mb'], 2)}) | {m['peak_forward_kib']:.1f} | {m['flops']:,} ({_fmt(m['paper_flops'], 0)}) | "
+            f"{m['latency_ms']:.2f} ({_fmt(m['paper_latency_ms'], 2)}) | {_fmt(m.get('train_s_per_epoch'), 1)} "
+            f"({_fmt(m['paper_train_s_per_epoch'], 2)}) |"
         )
     lines += [
         "",
