@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cfmimo.experiments.aagnn import AagnnConfig, run
+from cfmimo.experiments.aagnn.report import PAPER
 from cfmimo.experiments.aagnn.run import normalized
 
 CLAIM_IDS = {
@@ -39,21 +40,21 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_outputs_layout(tiny):
+def test_outputs_layout(tiny, reproduction_outputs):
     out, results = tiny
-    on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["claims"] == results["claims"]
-    assert {"paper", "mode", "wall_time_s", "models", "metrics", "claims"} <= set(on_disk)
-    assert on_disk["mode"] == "tiny" and on_disk["wall_time_s"] > 0
-    assert {c["id"] for c in on_disk["claims"]} == CLAIM_IDS
-    for c in on_disk["claims"]:
-        assert c["holds"] in (True, False, None) and {"paper_value", "ours", "note"} <= set(c)
-    for name in ("fig4", "fig5a", "fig5b", "fig6", "table1"):
-        assert (out / f"{name}.csv").is_file() and (out / "figures" / f"{name}.png").stat().st_size > 1000
-    report = (out / "report.md").read_text()
-    assert "fig5a_aagnn_90pct" in report and "Assumptions" in report
-    for m, e in on_disk["models"].items():
-        assert e["params"] > 0 and e["latency_ms"] > 0, m
+    figures = ("fig4", "fig5a", "fig5b", "fig6", "table1")
+    reproduction_outputs(
+        out,
+        results,
+        paper=PAPER,
+        mode="tiny",
+        claim_ids=CLAIM_IDS,
+        claim_extra={"note", "rzf_per_ap"},
+        models=AagnnConfig.tiny().models,
+        csvs=figures,
+        figures=figures,
+        report_contains=("fig5a_aagnn_90pct", "Assumptions"),
+    )
 
 
 def test_numbers_are_sane(tiny):

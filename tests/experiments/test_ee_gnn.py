@@ -15,6 +15,7 @@ import torch
 from cfmimo.config import preset
 from cfmimo.experiments.ee_gnn import EEGnnConfig, run
 from cfmimo.experiments.ee_gnn.config import PAPER_TABLE2
+from cfmimo.experiments.ee_gnn.report import PAPER
 from cfmimo.policies.classical.energy import EqualPower
 from cfmimo.problems.energy_efficiency import EnergyEfficiency
 from cfmimo.rng import stream_seed
@@ -40,24 +41,21 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_outputs_layout(tiny):
+def test_outputs_layout(tiny, reproduction_outputs):
     out, results = tiny
-    on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["claims"] == results["claims"]
-    assert {"paper", "mode", "wall_time_s", "models", "metrics", "claims"} <= set(on_disk)
-    assert on_disk["mode"] == "tiny" and on_disk["wall_time_s"] > 0
-    assert {c["id"] for c in on_disk["claims"]} == CLAIM_IDS
-    for c in on_disk["claims"]:
-        assert c["holds"] in (True, False, None) and {"paper_value", "ours", "note"} <= set(c)
-    for name in ("table2", "policies", "runs", "fig4", "gap", "rate_cdf"):
-        assert len(_rows(out / f"{name}.csv")) > 0, name
-    for name in ("fig4", "fig5", "learning_curves", "rate_cdf"):
-        assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
-    report = (out / "report.md").read_text()
-    assert "table2_ee_5x10" in report and "Assumptions" in report
-    assert set(on_disk["models"]) == {"ee_gnn", "ee_gnn_log_support"}
-    for e in on_disk["models"].values():
-        assert e["params"] > 0 and e["latency_ms"]["5x10"] > 0
+    on_disk = reproduction_outputs(
+        out,
+        results,
+        paper=PAPER,
+        mode="tiny",
+        claim_ids=CLAIM_IDS,
+        claim_extra={"note"},
+        models={"ee_gnn", "ee_gnn_log_support"},
+        csvs=("table2", "policies", "runs", "fig4", "gap", "rate_cdf"),
+        figures=("fig4", "fig5", "learning_curves", "rate_cdf"),
+        report_contains=("table2_ee_5x10", "Assumptions"),
+    )
+    assert all(e["latency_ms"]["5x10"] > 0 for e in on_disk["models"].values())
 
 
 def test_claims_follow_from_the_metrics(tiny):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cfmimo.experiments.egat import EgatConfig, run
-from cfmimo.experiments.egat.report import PAPER_TABLE2, TOL_FEASIBLE
+from cfmimo.experiments.egat.report import PAPER, PAPER_TABLE2, TOL_FEASIBLE
 
 CLAIM_IDS = {
     "table2_feasibility",
@@ -41,25 +41,20 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_outputs_layout(tiny):
+def test_outputs_layout(tiny, reproduction_outputs):
     out, results, _ = tiny
-    on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["claims"] == results["claims"]
-    assert {"paper", "mode", "wall_time_s", "models", "metrics", "claims"} <= set(on_disk)
-    assert on_disk["mode"] == "tiny" and on_disk["wall_time_s"] > 0
-    assert {c["id"] for c in on_disk["claims"]} == CLAIM_IDS
-    for c in on_disk["claims"]:
-        assert c["holds"] in (True, False, None)
-        assert {"paper_value", "ours", "note", "tolerance"} <= set(c)
-    for name in ("table2", "table3", "table4", "table5_flops", "fig4_ao_sca", "fig4_training", "fig5_cdf"):
-        assert (out / f"{name}.csv").is_file(), name
-    for fig in ("fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10"):
-        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    report = (out / "report.md").read_text()
-    assert "table2_feasibility" in report and "Assumptions" in report and "mu = " in report
-    assert set(on_disk["models"]) == {"egat_fh", "engnn_fh", "bgnn_fh", "dnn_fh"}
-    for m, e in on_disk["models"].items():
-        assert e["params"] > 0 and e["latency_ms"] > 0, m
+    reproduction_outputs(
+        out,
+        results,
+        paper=PAPER,
+        mode="tiny",
+        claim_ids=CLAIM_IDS,
+        claim_extra={"note", "tolerance"},
+        models={"egat_fh", "engnn_fh", "bgnn_fh", "dnn_fh"},
+        csvs=("table2", "table3", "table4", "table5_flops", "fig4_ao_sca", "fig4_training", "fig5_cdf"),
+        figures=("fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10"),
+        report_contains=("table2_feasibility", "Assumptions", "mu = "),
+    )
 
 
 def test_numbers_are_consistent(tiny):

@@ -48,44 +48,41 @@ def _finite(x) -> bool:
     return not isinstance(x, float) or math.isfinite(x)
 
 
-def test_outputs_and_results_layout(tiny_run):
-    out, _ = tiny_run
-    saved = json.loads((out / "results.json").read_text())
-    assert saved["paper"] == "elu-cosformer" and saved["mode"] == "quick" and saved["wall_time_s"] > 0
-    assert set(saved["models"]) == set(elu_cosformer.VARIANTS)  # Table IV: all five, trained or not
+def test_outputs_and_results_layout(tiny_run, reproduction_outputs):
+    out, results = tiny_run
+    per_link = ("pred_within_10pct_of_opt_uc", "pred_above_dcc", "opt_uc_above_cf", "noise_drop")
+    saved = reproduction_outputs(
+        out,
+        results,
+        paper="elu-cosformer",
+        mode="quick",
+        claim_ids={
+            *(f"{c}_{link}" for c in per_link for link in ("ul", "dl")),
+            "fewer_connections_than_cf",
+            "runtime_speedup",
+            "elu_best_activation",
+            "elu_best_variant",
+            "lighter_than_transformer",
+            *(f"params_{n}" for n in elu_cosformer.VARIANTS),
+        },
+        models=elu_cosformer.VARIANTS,  # Table IV: all five, trained or not
+        csvs=("se_by_scheme", "table4", "runtime", "fig8_layout", "fig9_power_quantiles"),
+        figures=(
+            "fig5_activations",
+            "fig6_se_vs_K",
+            "fig7_connections",
+            "fig8_layout",
+            "fig9_power_cdf",
+            "fig10_noise",
+            "fig11_variants",
+        ),
+        csv_larger_than=100,
+    )
     for name, m in saved["models"].items():
-        assert m["params"] > 0 and m["latency_ms"] > 0 and m["flops"] > 0 and m["memory_mb"] > 0
+        assert m["flops"] > 0 and m["memory_mb"] > 0
         assert m["trained"] == (name in TINY["models"])
     assert saved["models"]["elu_cosformer"]["params"] == 103_378
     assert saved["models"]["elu_cosformer"]["train_s_per_epoch"] > 0
-    ids = {c["id"] for c in saved["claims"]}
-    for link in ("ul", "dl"):
-        assert {f"pred_within_10pct_of_opt_uc_{link}", f"pred_above_dcc_{link}", f"noise_drop_{link}"} <= ids
-    assert {"runtime_speedup", "elu_best_activation", "elu_best_variant", "params_longformer_cluster"} <= ids
-    for c in saved["claims"]:
-        assert set(c) == {"id", "description", "paper_value", "ours", "holds"}
-        assert c["holds"] in (True, False, None)
-    for f in (
-        "report.md",
-        "se_by_scheme.csv",
-        "table4.csv",
-        "runtime.csv",
-        "fig8_layout.csv",
-        "fig9_power_quantiles.csv",
-        *(
-            f"figures/{n}.png"
-            for n in (
-                "fig5_activations",
-                "fig6_se_vs_K",
-                "fig7_connections",
-                "fig8_layout",
-                "fig9_power_cdf",
-                "fig10_noise",
-                "fig11_variants",
-            )
-        ),
-    ):
-        assert (out / f).is_file() and (out / f).stat().st_size > 100, f
 
 
 def test_numbers_are_sane(tiny_run):
