@@ -146,6 +146,13 @@ def reference_gaps(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return out
 
 
+#: the deployments of the study, as the reports name them
+DEPLOYMENT_TEXT = {
+    "book": "the book's drops: APs, UEs and shadowing redrawn for every setup (settings a, d)",
+    "fixed": "a fixed AP layout (deployment_seed), shadowing drawn per drop (setting b)",
+    "site": "a site: fixed AP layout and a fixed shadowing field; test UEs are new positions on it (setting c)",
+}
+
 #: the references' labels in the study tables
 REFERENCE_LABELS = {
     "constant": "positions-only: constant powers",

@@ -16,7 +16,7 @@ from cfmimo.experiments.elu_cosformer.config import (
     VARIANT_LABELS,
     EluCosFormerConfig,
 )
-from cfmimo.experiments.position_references import study_table_lines
+from cfmimo.experiments.position_references import DEPLOYMENT_TEXT, study_table_lines
 
 
 def figures(out: Path, config: EluCosFormerConfig, curves, layout, powers) -> None:
@@ -137,13 +137,6 @@ def _pilot_lines(cfg: dict[str, Any], curves: dict[str, Any]) -> list[str]:
     ]
 
 
-STUDY_TEXT = {
-    "book": "the book's drops (APs, UEs and shadowing redrawn per setup; setting a)",
-    "fixed": "a fixed AP layout (deployment_seed), shadowing drawn per drop (setting b)",
-    "site": "a site: fixed AP layout and a fixed shadowing field; test UEs are new positions on it (setting c)",
-}
-
-
 def _study_lines(study: dict[str, Any] | None) -> list[str]:
     """The site study (issue 15): gaps of the positions-only and gain-aware models and of the
     positions-only references to Optimal CF (``study.py``)."""
@@ -153,7 +146,7 @@ def _study_lines(study: dict[str, Any] | None) -> list[str]:
         "",
         "## Site study (issue 15): SE gaps to the max-min optimum (Optimal CF)",
         "",
-        f"Deployment: {STUDY_TEXT[study['deployment']]}; {study['test_sizes']} test sizes. Gaps in "
+        f"Deployment: {DEPLOYMENT_TEXT[study['deployment']]}; {study['test_sizes']} test sizes. Gaps in "
         "b/s/Hz averaged over the test K: worst UE (the max-min objective) and mean per-UE SE "
         "(negative when an allocation trades fairness for the mean), of each model's Predicted UC-CF "
         "(its clusters and powers) to Optimal CF (all APs, closed form). Settings: (a) book drops, "

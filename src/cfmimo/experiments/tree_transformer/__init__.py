@@ -21,13 +21,12 @@ from cfmimo.experiments.tree_transformer.config import (
     specs,
     study_setting,
 )
-from cfmimo.experiments.tree_transformer.report import STUDY_TEXT, study_lines, write_figures, write_report
+from cfmimo.experiments.tree_transformer.report import study_lines, write_figures, write_report
 from cfmimo.experiments.tree_transformer.run import run
 
 __all__ = [
     "PAPER_TABLE2",
     "STUDY_SETTINGS",
-    "STUDY_TEXT",
     "TreeTransformerConfig",
     "run",
     "specs",

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from cfmimo.experiments.common import pyplot, quantiles, save_figure, write_csv
+from cfmimo.experiments.position_references import DEPLOYMENT_TEXT, study_table_lines
 from cfmimo.experiments.tree_transformer.config import TreeTransformerConfig
 
 
@@ -164,45 +165,19 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
 
 
-STUDY_TEXT = {
-    "book": "the book's drops: APs, UEs and shadowing redrawn for every setup (settings a, d)",
-    "fixed": "a fixed AP layout (deployment_seed), shadowing drawn per drop (setting b)",
-    "site": "a site: fixed AP layout and a fixed shadowing field; test UEs are new positions on it (setting c)",
-}
-
-
 def study_lines(study: dict[str, Any] | None) -> list[str]:
     """The report's study section: SE gaps of the tree models and the positions-only references."""
     if not study:
         return []
-    lines = [
+    return [
         "",
         "## Site study (issue 15): SE gaps to the max-min optimum",
         "",
-        f"Deployment: {STUDY_TEXT[study['deployment']]}; {study['test_sizes']} test sizes. Gaps in "
+        f"Deployment: {DEPLOYMENT_TEXT[study['deployment']]}; {study['test_sizes']} test sizes. Gaps in "
         "b/s/Hz averaged over the test sizes: worst UE (the max-min objective; the paper's 'within "
         "0.12' read on it) and mean per-UE SE (negative when an allocation trades fairness for the "
         "mean). Settings: (a) book drops, (b) fixed AP layout, (c) site with a fixed shadowing field, "
         "(d) gain-aware inputs under (a); 'c+gains' is the gain-aware model on the site.",
         "",
-        "| allocation | setting | worst-UE gap UL | worst-UE gap DL | mean gap UL | mean gap DL |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        *study_table_lines(study),
     ]
-    for name, g in study["models"].items():
-        lines.append(
-            f"| {name} | {g['setting']} | {g['min_se_gap_ul']:.3f} | {g['min_se_gap_dl']:.3f} | "
-            f"{g['mean_se_gap_ul']:.3f} | {g['mean_se_gap_dl']:.3f} |"
-        )
-    refs = study["references"]
-    labels = {
-        "constant": "positions-only: constant powers",
-        "shadowing_free": "positions-only: shadowing-free optimum",
-        "noisy_site": "positions-only: exact optimum of the site at the noisy positions",
-    }
-    for name, label in labels.items():
-        if f"{name}_gap_ul" in refs:
-            lines.append(
-                f"| {label} | reference | {refs[f'{name}_gap_ul']:.3f} | {refs[f'{name}_gap_dl']:.3f} | "
-                f"{refs[f'{name}_mean_gap_ul']:.3f} | {refs[f'{name}_mean_gap_dl']:.3f} |"
-            )
-    return lines
