@@ -133,16 +133,33 @@ def resolve_model_config(config: TrainConfig) -> TrainConfig:
     return TrainConfig.from_dict({**config.to_dict(), "model": resolved.model_dump()})
 
 
-class TrainedModel(NamedTuple):
-    """A trained model (eval mode), the scaler of its outputs, its training config and the input
-    coordinate frame (None: per-sample min-max)."""
-
+class _TrainedFields(NamedTuple):
     model: nn.Module
     scaler: PowerScaler
     config: TrainConfig
     frame: PositionFrame | None = None
-    # the training data's site (``sim.shadowing_field.site_identity``), None for the book's drops
-    site: dict[str, Any] | None = None
+
+
+class TrainedModel(_TrainedFields):
+    """A trained model (eval mode), the scaler of its outputs, its training config and the input
+    coordinate frame (None: per-sample min-max): a 4-tuple, as before sites existed. ``site``
+    (an attribute, not a tuple field, so ``model, scaler, config, frame = load_trained(...)`` keeps
+    working): the training data's site (``sim.shadowing_field.site_identity``), None for the book's
+    drops."""
+
+    site: dict[str, Any] | None
+
+    def __new__(
+        cls,
+        model: nn.Module,
+        scaler: PowerScaler,
+        config: TrainConfig,
+        frame: PositionFrame | None = None,
+        site: dict[str, Any] | None = None,
+    ) -> TrainedModel:
+        self = super().__new__(cls, model, scaler, config, frame)
+        self.site = site
+        return self
 
 
 def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
