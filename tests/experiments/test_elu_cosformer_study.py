@@ -8,7 +8,13 @@ import pytest
 
 from cfmimo.config import Clustering
 from cfmimo.experiments.elu_cosformer import EluCosFormerConfig, run
-from cfmimo.experiments.elu_cosformer.config import GAIN_MODEL, MAIN, _scenario, _test_seed
+from cfmimo.experiments.elu_cosformer.config import (
+    GAIN_MODEL,
+    MAIN,
+    OWN_CLUSTERS_OPTIMUM,
+    _scenario,
+    _test_seed,
+)
 from cfmimo.experiments.elu_cosformer.study import model_gaps, reference_rows, study_setting
 from cfmimo.policies.classical.clustering import BookPilotsOverCap
 from cfmimo.problems.clustering_power import ClusteringPower
@@ -113,8 +119,11 @@ def test_tiny_site_run_with_the_gain_aware_model(tmp_path):
     table = [dict(zip(header, r.split(","), strict=True)) for r in csv_rows[1:]]
     rows = [{**r, "K": int(r["K"]), **{k: float(v) for k, v in r.items() if "_se_" in k}} for r in table]
     for name, scheme in ((MAIN, "predicted_uc_cf"), (GAIN_MODEL, f"variant={GAIN_MODEL}")):
-        for key, value in model_gaps(rows, scheme).items():
+        own = model_gaps(rows, scheme, OWN_CLUSTERS_OPTIMUM[name], suffix="_power")
+        for key, value in (model_gaps(rows, scheme) | own).items():
             assert study["models"][name][key] == pytest.approx(value, rel=1e-4, abs=1e-5)
+        # the closed form is the max-min optimum for the model's own clusters: no worst UE above it
+        assert own["min_se_power_gap_ul"] >= -1e-4 and own["min_se_power_gap_dl"] >= -1e-4
     # on a site with input noise: the site's own optimum at noisy positions is a reference
     assert {"constant_gap_ul", "shadowing_free_gap_dl", "noisy_site_gap_ul", "noisy_site_mean_gap_dl"} <= set(
         study["references"]
@@ -132,5 +141,5 @@ def test_tiny_site_run_with_the_gain_aware_model(tmp_path):
     assert set(variant["ours"]) == {MAIN}
     report = (tmp_path / "report.md").read_text()
     assert "## Site study (issue 15)" in report and "| elu_cosformer_gain | c+gains |" in report
-    assert "exact optimum of the site at the noisy positions" in report
+    assert "exact optimum of the site at the noisy positions" in report and "Power-only gaps" in report
     assert results["metrics"]["study"]["models"] == study["models"]

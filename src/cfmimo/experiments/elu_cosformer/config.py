@@ -23,6 +23,8 @@ VARIANTS = (
 # Not a paper variant: the gain-aware ELU-CosFormer (issue 15 item 3; large-scale gains beside the
 # positions), trained with the same recipe when listed in ``models``; the study's setting (d)
 GAIN_MODEL = "elu_cosformer_gain"
+# the closed-form max-min powers for a model's own clusters (its power-only optimum), per study model
+OWN_CLUSTERS_OPTIMUM = {"elu_cosformer": "optimal_uc_cf", GAIN_MODEL: f"optimal_uc_cf={GAIN_MODEL}"}
 VARIANT_LABELS = {
     "elu_cosformer": "ELU-CosFormer",
     GAIN_MODEL: "ELU-CosFormer + gains (not in the paper)",

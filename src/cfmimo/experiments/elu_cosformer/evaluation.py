@@ -9,7 +9,9 @@ import torch
 
 from cfmimo.config import Clustering
 from cfmimo.experiments.elu_cosformer.config import (
+    GAIN_MODEL,
     MAIN,
+    OWN_CLUSTERS_OPTIMUM,
     PAPER,
     REFERENCE,
     SCHEMES,
@@ -159,6 +161,8 @@ def _evaluate_on(
         for key, sigma in set(plan.values())
     }
     names = [*SCHEMES, REFERENCE, *(s for s in plan if s != "predicted_uc_cf")]
+    if (GAIN_MODEL, config.eval_sigma_m) in policies:
+        names.append(OWN_CLUSTERS_OPTIMUM[GAIN_MODEL])
     powers: dict[str, list[torch.Tensor]] = {"pred_ul": [], "pred_dl": [], "opt_ul": [], "opt_dl": []}
     rows = []
     for K in config.test_K:
@@ -178,6 +182,8 @@ def _evaluate_on(
             for pk, policy in policies.items():
                 alloc = policy(inst)
                 by_policy[pk] = prob.metrics(inst, alloc)
+                if pk == (GAIN_MODEL, config.eval_sigma_m):  # the study's power-only reference
+                    got[OWN_CLUSTERS_OPTIMUM[GAIN_MODEL]] = prob.metrics(inst, optimal_for_clusters(alloc))
                 if pk == (MAIN, config.eval_sigma_m):
                     opt = optimal_for_clusters(alloc)
                     got["optimal_uc_cf"] = prob.metrics(inst, opt)

@@ -156,6 +156,17 @@ def _study_lines(study: dict[str, Any] | None) -> list[str]:
         "optimum.",
         "",
         *study_table_lines(study),
+        "",
+        "Power-only gaps (to the closed-form max-min powers of each model's own clusters: what the "
+        "power head misses, apart from what its clusters cost):",
+        "",
+        "| model | worst-UE gap UL | worst-UE gap DL | mean gap UL | mean gap DL |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {name} | {g['min_se_power_gap_ul']:.3f} | {g['min_se_power_gap_dl']:.3f} | "
+            f"{g['mean_se_power_gap_ul']:.3f} | {g['mean_se_power_gap_dl']:.3f} |"
+            for name, g in study["models"].items()
+        ),
     ]
 
 

@@ -7,7 +7,9 @@ estimator where all-AP service breaks the tau_p cap under ``per_ap_orthogonal``,
 scores it with ``BookPilotsOverCap``): the best max-min allocation of the setup, which the model's
 clusters can only approach.
 Gaps are in b/s/Hz, averaged over the test K: worst UE (the max-min objective) and mean per-UE SE,
-UL and DL (as ``experiments.tree_transformer``'s study).
+UL and DL (as ``experiments.tree_transformer``'s study); and the power-only gaps
+(``*_se_power_gap_*``) to the closed-form max-min powers of the model's own clusters (Optimal
+UC-CF for ELU-CosFormer), which separate what the power head misses from what the clusters cost.
 
 The positions-only references (``experiments.position_references.size_references``: constant
 powers, the shadowing-free optimum and, on a site, the exact optimum of the site read at UE
@@ -28,6 +30,7 @@ from cfmimo.config import Clustering
 from cfmimo.experiments.elu_cosformer.config import (
     GAIN_MODEL,
     MAIN,
+    OWN_CLUSTERS_OPTIMUM,
     EluCosFormerConfig,
     _scenario,
     _test_seed,
@@ -58,17 +61,19 @@ def study_setting(deployment: str, model: str) -> str:
     return f"{base}+gains" if model == GAIN_MODEL else f"{base}:{model}"
 
 
-def model_gaps(rows: list[dict[str, Any]], scheme: str) -> dict[str, float]:
-    """Gaps of ``scheme`` to the optimum, averaged over the K of ``rows`` (the evaluation's rows:
-    scheme, K, mean_se_* and min_se_*, means over the test setups): ``{kind}_se_gap_{link}`` for
-    kind min (worst UE) and mean, link ul and dl."""
+def model_gaps(
+    rows: list[dict[str, Any]], scheme: str, optimum: str = OPTIMUM, suffix: str = ""
+) -> dict[str, float]:
+    """Gaps of ``scheme`` to ``optimum``, averaged over the K of ``rows`` (the evaluation's rows:
+    scheme, K, mean_se_* and min_se_*, means over the test setups): ``{kind}_se{suffix}_gap_{link}``
+    for kind min (worst UE) and mean, link ul and dl."""
     by = {(r["scheme"], r["K"]): r for r in rows}
     Ks = sorted(K for s, K in by if s == scheme)
     if not Ks:
         raise ValueError(f"rows: no rows of scheme {scheme!r}")
     return {
-        f"{kind}_se_gap_{link}": sum(
-            by[(OPTIMUM, K)][f"{kind}_se_{link}"] - by[(scheme, K)][f"{kind}_se_{link}"] for K in Ks
+        f"{kind}_se{suffix}_gap_{link}": sum(
+            by[(optimum, K)][f"{kind}_se_{link}"] - by[(scheme, K)][f"{kind}_se_{link}"] for K in Ks
         )
         / len(Ks)
         for link in ("ul", "dl")
@@ -111,7 +116,12 @@ def site_study(config: EluCosFormerConfig, rows: list[dict[str, Any]], trained: 
         "test_sizes": len(config.test_K),
         "optimum": OPTIMUM,
         "models": {
-            name: {"setting": study_setting(config.deployment, name), **model_gaps(rows, scheme)}
+            name: {
+                "setting": study_setting(config.deployment, name),
+                **model_gaps(rows, scheme),
+                # power-only: to the closed-form max-min powers of the model's own clusters
+                **model_gaps(rows, scheme, OWN_CLUSTERS_OPTIMUM[name], suffix="_power"),
+            }
             for name, scheme in MODEL_SCHEMES.items()
             if name in trained
         },
