@@ -312,7 +312,8 @@ def _direct_rows(
     width = size + K
     pc = p.to(hr.dtype)
     src = hr.new_zeros(b, t, size, width)
-    torch.matmul((hr * pc[:, None, :, None]).mT, hr.conj(), out=src[:, :, :LN, :LN])
+    # (a contiguous product, then copied: bmm into the strided view loops per matrix with 2 threads)
+    src[:, :, :LN, :LN] = torch.matmul((hr * pc[:, None, :, None]).mT, hr.conj())
     if padded:
         src[:, :, LN:size, LN:size] = torch.eye(m * N, dtype=src.dtype, device=src.device)
         slot = torch.arange(L, L + m, device=hr.device).expand_as(index)
