@@ -286,7 +286,7 @@ def _direct_rows(
     "lapack" solves with ``torch.linalg.solve_ex`` (LU, one LAPACK call per system); "torch"
     with ``cfmimo.sim.hpd_solve`` (batched block elimination in torch; exact, not faster on CPU).
     With several intra-op threads the chunks are spread over threads (LAPACK batches run one
-    matrix after another on one thread).
+    matrix after another on one thread). Off the CPU the default chunk is one whole setup.
 
     Shapes:
         hr [b, T, K, LN] row layout, z [b, L, N, N] (Z itself), serving [b, L, K], p [b, K] real
@@ -295,7 +295,8 @@ def _direct_rows(
     solver = DIRECT_SOLVER if solver is None else solver
     if solver not in ("lapack", "torch"):
         raise ValueError(f"solver must be 'lapack' or 'torch', got {solver!r}")
-    chunk = DIRECT_CHUNK if chunk is None else chunk
+    if chunk is None:  # on a GPU the batched solvers want large batches: one setup at a time
+        chunk = DIRECT_CHUNK if hr.device.type == "cpu" else hr.shape[1] * hr.shape[2]
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     b, t, K, LN = hr.shape
