@@ -29,7 +29,7 @@ not faster: every torch operation costs ~5-10 us of dispatch, so a chunk must ho
 matrices to amortize the ~300 operations of one elimination, and then it no longer fits the
 L2 cache. It is therefore NOT the default of the statistics path (``combining._direct_rows``
 uses LAPACK unless ``combining.DIRECT_SOLVER = "torch"``); it is kept as the measured bound of
-what plain torch does here, and for devices where batched torch ops are cheap.
+what plain torch does here. It runs on any device torch supports (not measured on a GPU).
 """
 
 from __future__ import annotations
