@@ -12,6 +12,7 @@ Configuration of issue #2: tree-transformer preset, L = 16, N = 4, K = 10, tau_p
   * a per-stage breakdown, and peak memory (process RSS high-water mark).
 
 Usage: python benchmarks/uatf_throughput.py [--batch 64] [--K 10] [--repeats 5] [--clustering all|dcc|q8]
+       [--direct-solver lapack|torch]  (per-UE solves of the clustered path, ``combining.DIRECT_SOLVER``)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 from cfmimo import __version__
 from cfmimo.config import preset
+from cfmimo.sim import combining
 from cfmimo.sim.estimation import hermitian_sqrt, sample_channels, sample_pilot_noise
 from cfmimo.sim.network import estimate, network_statistics, sample_networks
 
@@ -48,7 +50,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="interleaved fast/reference rounds (min taken)")
     ap.add_argument("--clustering", default="all", help="all | dcc | q8 (Q = 8 strongest)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--direct-solver", default=combining.DIRECT_SOLVER, choices=("lapack", "torch"))
     args = ap.parse_args()
+    combining.DIRECT_SOLVER = args.direct_solver
     cl = {"all": {"kind": "all"}, "dcc": {"kind": "dcc"}, "q8": {"kind": "q_strongest", "q": 8}}[
         args.clustering
     ]
@@ -97,6 +101,8 @@ def main() -> None:
             "clustering": args.clustering,
             "combiner": "mmse",
             "dtype": "complex64",
+            "direct_solver": combining.DIRECT_SOLVER,
+            "direct_chunk": combining.DIRECT_CHUNK,
         },
         "statistics": {"setups_per_s": b / t_stats, "ms_per_batch": 1e3 * t_stats},
         "statistics_reference": {"setups_per_s": b / t_ref, "ms_per_batch": 1e3 * t_ref},
