@@ -83,7 +83,7 @@ def site_run(tmp_path_factory):
 def test_checkpoint_and_export_record_the_site(site_run, make_config):
     root, ckpt = site_run
     assert load_trained(ckpt).site == site_identity(_site())
-    model, scaler, config, frame = load_trained(ckpt)  # still the documented 4-tuple
+    _model, _scaler, config, _frame = load_trained(ckpt)  # still the documented 4-tuple
     assert config.model.name == "deepsets"
     from cfmimo.export import export_trained, read_metadata
 
