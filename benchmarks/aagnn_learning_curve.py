@@ -8,7 +8,7 @@ Prints one JSON object:
 
 Training: Adam (``--lr``, the paper's 5e-3 by default), batch 64, -mean sum rate, seeded shuffles of
 ``--train`` samples; a wall-clock cap ``--seconds`` stops it early. WMMSE: best of the RZF start and 2
-random starts, <= 300 iterations. Data: aagnn preset, N = 16, M = 4, seed streams "diag/train|val".
+random starts, <= 300 iterations. Data: aagnn preset, N = ``--N`` (16), M = 4, seed streams "diag/train|val".
 
     python benchmarks/aagnn_learning_curve.py --model aagnn --widths 2,32,32,32,32,2 \\
         --options '{"attention_norm": "cosine"}' --K 4 --snr 5 --steps 300
@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--widths", default=None, help="comma-separated, e.g. 2,16,16,2")
     p.add_argument("--options", default="{}", help="more ModelConfig fields as JSON")
     p.add_argument("--K", type=int, default=4)
+    p.add_argument("--N", type=int, default=16, help="antennas per AP")
     p.add_argument("--snr", type=float, default=5.0, help="cell-edge SNR (dB)")
     p.add_argument("--train", type=int, default=256)
     p.add_argument("--val", type=int, default=64)
@@ -50,7 +51,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     problem = SumRatePrecoding()
-    scenario = preset("aagnn", K=a.K, N=16, L=4, cell_edge_snr_db=a.snr)
+    scenario = preset("aagnn", K=a.K, N=a.N, L=4, cell_edge_snr_db=a.snr)
     train = problem.sample(scenario, a.train, seed=stream_seed(0, "diag/train"))
     val = problem.sample(scenario, a.val, seed=stream_seed(0, "diag/val"))
     with torch.no_grad():
@@ -99,6 +100,7 @@ def main() -> None:
         "tag": a.tag,
         "model": model.config.model_dump(mode="json", exclude_defaults=True),
         "K": a.K,
+        "N": a.N,
         "snr_db": a.snr,
         "params": count_parameters(model),
         "lr": a.lr,

@@ -125,6 +125,10 @@ def test_direct_rows_torch_solver_matches_lapack(small_factory, monkeypatch):
         torch.set_num_threads(2)
         assert _rel(_direct_rows(hr, z, serving, p, solver="torch"), ref) <= REL
         assert _rel(_direct_rows(hr, z, serving, p, solver="lapack"), ref) <= REL
+        # the workers run in the caller's mode (it is thread-local): under inference mode too
+        with torch.inference_mode():
+            assert _rel(_direct_rows(hr, z, serving, p, solver="lapack"), ref) <= REL
+            assert _rel(_direct_rows(hr, z, serving, p, solver="torch"), ref) <= REL
     finally:
         torch.set_num_threads(threads)
     # systems the torch solver flags are re-solved by LAPACK (forced here: S itself is HPD)

@@ -364,8 +364,16 @@ def _direct_rows(
         from concurrent.futures import ThreadPoolExecutor
 
         parts = [jobs[j::threads] for j in range(threads)]
+        # grad and inference modes are thread-local: the workers run in the caller's, or writing
+        # into ``out`` (an inference tensor under torch.inference_mode) fails in a worker
+        inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+        def run_in_mode(part: list[tuple[int, int, int]]) -> None:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                run(part)
+
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, parts))
+            list(pool.map(run_in_mode, parts))
     out *= pc[:, None, :, None]
     return out[..., :LN] if padded else out
 
