@@ -134,12 +134,10 @@ def latency_ms(
     if inputs is None:
         if K is None or L is None:
             raise ValueError("latency_ms needs K and L (position models) or inputs=")
-        from cfmimo.experiments.model_cost import position_inputs
+        from cfmimo.experiments.model_cost import random_setup
 
         # the features are computed inside the timing, as a deployed model would
-        g = torch.Generator().manual_seed(seed)
-        ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
-        _, extra = position_inputs(model, K, L, seed=seed)  # gain_db for gain-aware models
+        ue, ap, extra = random_setup(model, K, L, seed=seed)  # gain_db for gain-aware models
         call = lambda: model(*model_features(ue, ap), **extra)  # noqa: E731
     else:
         call = lambda: model(*inputs)  # noqa: E731

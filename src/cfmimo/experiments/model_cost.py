@@ -44,12 +44,21 @@ def position_inputs(
     """(args, kwargs) of one random batch-1 setup for a position model: ``model_features`` of UE
     positions [1, K, 2] and AP positions [1, L, 2] in the unit square, and for a gain-aware model
     (``uses_gains``) random gains ``gain_db`` [1, L, K] in [-20, 40] dB (normalized inside)."""
+    ue, ap, extra = random_setup(model, K, L, seed=seed)
+    return model_features(ue, ap), extra
+
+
+def random_setup(
+    model: torch.nn.Module, K: int, L: int, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """The raw batch-1 setup of :func:`position_inputs` (before ``model_features``): UE positions
+    [1, K, 2], AP positions [1, L, 2] and, for a gain-aware model, ``gain_db`` [1, L, K]."""
     g = torch.Generator().manual_seed(seed)
     ue, ap = torch.rand(1, K, 2, generator=g), torch.rand(1, L, 2, generator=g)
     extra = {}
     if getattr(model, "uses_gains", False):
         extra["gain_db"] = -60.0 * torch.rand(1, L, K, generator=g) + 40.0
-    return model_features(ue, ap), extra
+    return ue, ap, extra
 
 
 def forward_flops(model: torch.nn.Module, K: int, L: int) -> int:
