@@ -12,6 +12,7 @@ import typer
 from cfmimo.cli import reproduce_overrides
 from cfmimo.data.spec import dataset_preset, deployment_scenario
 from cfmimo.experiments.tree_transformer import TreeTransformerConfig, run, specs, study_setting
+from cfmimo.learn.trainer import load_trained
 from cfmimo.sim.network import networks_from_positions
 from cfmimo.sim.shadowing_field import check_same_site, site_ap_positions
 
@@ -73,6 +74,9 @@ def test_settings_and_cli_overrides():
     ]
     assert study_setting("book", "tree_transformer_gain") == "d"
     assert study_setting("site", "tree_transformer_gain") == "c+gains"
+    # a model name + "_se": the same model trained with the worst-UE SE term
+    assert study_setting("book", "tree_transformer_gain_se") == "d+se"
+    assert study_setting("site", "tree_transformer_se") == "c+se"
     base = TreeTransformerConfig.quick()
     c = reproduce_overrides(base, "site", ["deployment_seed=7", "models=[tree_transformer_gain]"])
     assert (c.deployment, c.deployment_seed, c.models, c.mode) == (
@@ -91,13 +95,21 @@ def test_settings_and_cli_overrides():
 
 def test_site_run_reports_the_study(tmp_path):
     config = TreeTransformerConfig(
-        mode="quick", deployment="site", models=["tree_transformer", "tree_transformer_gain"], **TINY
+        mode="quick",
+        deployment="site",
+        models=["tree_transformer", "tree_transformer_gain", "tree_transformer_gain_se"],
+        se_term_lam=0.2,
+        **TINY,
     )
     run(config, tmp_path, scheduler="sync", log=lambda m: None)
+    se_run = load_trained(next((tmp_path / "runs" / "tree_transformer_gain_se").rglob("best*.ckpt")))
+    assert se_run.config.model.name == "tree_transformer_gain" and se_run.config.se_term.lam == 0.2
+    assert load_trained(next((tmp_path / "runs" / "tree_transformer_gain").rglob("best*.ckpt"))).config.se_term is None
     study = json.loads((tmp_path / "results.json").read_text())["metrics"]["study"]
     assert study["deployment"] == "site" and study["test_sizes"] == 2
     assert study["models"]["tree_transformer"]["setting"] == "c"
     assert study["models"]["tree_transformer_gain"]["setting"] == "c+gains"
+    assert study["models"]["tree_transformer_gain_se"]["setting"] == "c+gains+se"
     refs = study["references"]
     for name in ("constant", "shadowing_free", "noisy_site"):
         for key in ("gap_ul", "gap_dl", "mean_gap_ul", "mean_gap_dl"):

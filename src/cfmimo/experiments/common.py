@@ -26,13 +26,7 @@ from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.storage import DatasetContent, load_dataset
 from cfmimo.data.transforms import PositionFrame, PowerScaler
 from cfmimo.policies.neural import model_features, predict_powers
-from cfmimo.sim.uatf import (
-    DownlinkStatistics,
-    UplinkStatistics,
-    downlink_sinr,
-    spectral_efficiency,
-    uplink_sinr,
-)
+from cfmimo.sim.uatf import downlink_sinr, spectral_efficiency, stored_statistics, uplink_sinr
 
 
 @contextlib.contextmanager
@@ -104,12 +98,7 @@ def stored_se(
     group: dict[str, torch.Tensor], p_ul: torch.Tensor, p_dl: torch.Tensor, prelog_ul: float, prelog_dl: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """UatF SEs of any powers from a group's stored statistics (exact). Shapes: -> [n, K] each."""
-    ul = UplinkStatistics(
-        group["ul_signal"].double(), group["ul_interference"].double(), group["ul_noise"].double()
-    )
-    dl = DownlinkStatistics(
-        group["dl_signal"].double(), group["dl_interference"].double(), group["dl_ap_power_share"].double()
-    )
+    ul, dl = stored_statistics(group)
     return (
         spectral_efficiency(uplink_sinr(ul, p_ul.double()), prelog_ul),
         spectral_efficiency(downlink_sinr(dl, p_dl.double()), prelog_dl),

@@ -38,9 +38,11 @@ def train_power_model(
     seed: int = 0,
     sigma_ap_m: float = 0.0,
     dynamic: dict | None = None,
+    se_term: dict | None = None,
 ) -> TrainedPowerModel:
     """Supervised MSE training on normalized max-min powers (the papers' recipe), or with
-    ``dynamic`` (a ``DynamicConfig`` mapping) dynamic supervision on an unlabelled dataset;
+    ``dynamic`` (a ``DynamicConfig`` mapping) dynamic supervision on an unlabelled dataset, or with
+    ``se_term`` (a ``SeTermConfig`` mapping) the MSE plus the worst-UE SE term;
     resumable: a run folder with a ``last.ckpt`` of the same config continues instead of restarting."""
     from cfmimo.learn.config import TrainConfig
     from cfmimo.learn.trainer import load_trained, read_timing, train
@@ -52,6 +54,7 @@ def train_power_model(
             "optim": {"lr": lr},
             "trainer": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "out_dir": str(run_dir)},
             "dynamic": dynamic,
+            "se_term": se_term,
         }
     )
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
@@ -84,6 +87,7 @@ class PowerRun:
     seed: int = 0
     sigma_ap_m: float = 0.0
     dynamic: dict | None = None
+    se_term: dict | None = None
 
     def train(self) -> TrainedPowerModel:
         return train_power_model(
@@ -97,6 +101,7 @@ class PowerRun:
             seed=self.seed,
             sigma_ap_m=self.sigma_ap_m,
             dynamic=self.dynamic,
+            se_term=self.se_term,
         )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "DataConfig",
     "DynamicConfig",
     "OptimConfig",
+    "SeTermConfig",
     "TrainConfig",
     "TrainerConfig",
     "apply_overrides",
@@ -155,14 +156,38 @@ class DynamicConfig(_Strict):
     combiner: Literal["mmse", "pmmse", "przf", "mr"] = "mmse"
 
 
+class SeTermConfig(_Strict):
+    """The worst-UE SE term of a supervised power run (``cfmimo.learn.supervised``):
+    loss = MSE(p~, p*~) - λ (min_k SE_k^UL + min_k SE_k^DL), the form of elu-cosformer loss (32)
+    with the all-AP statistics the dataset stores, the SEs of the *predicted* powers after the
+    rescaler (tree-transformer eqs. (12)-(13)). The papers' power MSE alone weighs an error on a
+    UE's power by its size in the normalized power range, whatever it does to that UE's SE; this
+    term makes the training loss see the max-min objective. ``softmin_temperature`` > 0 replaces
+    each min by a log-sum-exp soft-min (b/s/Hz), so more than one UE per sample gets a gradient.
+    Needs a dataset that stores the UatF statistics (``cfmimo data generate``: ul_signal, ...)."""
+
+    lam: Annotated[float, Field(gt=0)] = Field(1e-2, description="weight λ of the worst-UE SE term")
+    softmin_temperature: NonNegativeFloat = Field(0.0, description="0: exact min over UEs")
+
+
 class TrainConfig(_Strict):
-    """A whole training run (see the module docstring); ``dynamic`` set: dynamic supervision."""
+    """A whole training run (see the module docstring); ``dynamic`` set: dynamic supervision;
+    ``se_term`` set: the supervised MSE plus the worst-UE SE term (``SeTermConfig``)."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     dynamic: DynamicConfig | None = None
+    se_term: SeTermConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_loss(self) -> TrainConfig:
+        if self.dynamic is not None and self.se_term is not None:
+            raise ValueError(
+                "se_term: dynamic supervision has its own SE term (dynamic.lam); set one of dynamic, se_term"
+            )
+        return self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:

@@ -16,10 +16,12 @@ from torch.utils.data import Sampler
 
 from cfmimo.data.loaders import BucketBatchSampler, GroupedDataset, collate_same_size
 from cfmimo.data.transforms import PrepareBatch
+from cfmimo.sim.uatf import STORED_STATISTIC_KEYS
 
 __all__ = [
     "FEATURE_KEYS",
     "GAIN_KEY",
+    "SE_TERM_KEYS",
     "BatchedDataset",
     "DistributedBucketBatchSampler",
     "balance_batches",
@@ -46,6 +48,10 @@ RAW_KEYS = ("sample_index", "ue_positions", "ap_positions", "p_ul", "p_dl")
 #: The stored large-scale gains [n, L, K] (dB), passed through unchanged to the gain-aware models
 #: (``cfmimo.models.gain_aware``), which normalize them themselves.
 GAIN_KEY = "gain_db"
+#: What the worst-UE SE term (``TrainConfig.se_term``) reads per sample, also passed through
+#: unchanged: the stored UatF statistics and the scenario's constants, "prelog" [n, 2] (UL, DL)
+#: and "dl_total_power" [n] (Σ_l P_l^DL, mW; the DL rescaler's budget).
+SE_TERM_KEYS = (*STORED_STATISTIC_KEYS, "prelog", "dl_total_power")
 
 
 def split_validation(
@@ -91,7 +97,8 @@ def prepare_features(
 ) -> Groups:
     """``prepare`` (noise with ``epoch=None`` + min-max + power scaling) applied to every group
     at once. A sample's noise depends only on (seed, K, L, sample_index), so this equals applying
-    ``prepare`` to each batch, done once instead of every epoch. Returns ``FEATURE_KEYS`` only.
+    ``prepare`` to each batch, done once instead of every epoch. Returns ``FEATURE_KEYS``, plus the
+    gains and the SE-term inputs (``SE_TERM_KEYS``) unchanged where a group has them.
 
     Shapes:
         groups[(K, L)]: "ue_positions" [n, K, 2], "ap_positions" [n, L, 2], "p_ul"/"p_dl" [n, K],
@@ -101,11 +108,12 @@ def prepare_features(
     out: Groups = {}
     for (K, L), group in groups.items():
         n = int(group["sample_index"].shape[0])
-        batch = {k: group[k] for k in (*RAW_KEYS, GAIN_KEY) if k in group}
+        passthrough = tuple(k for k in (GAIN_KEY, *SE_TERM_KEYS) if k in group)
+        batch = {k: group[k] for k in (*RAW_KEYS, *passthrough)}
         batch["K"] = torch.full((n,), K, dtype=torch.int64)
         batch["L"] = torch.full((n,), L, dtype=torch.int64)
         prepared = prepare(batch)
-        keys = FEATURE_KEYS + ((GAIN_KEY,) if GAIN_KEY in group else ())  # gains pass through
+        keys = FEATURE_KEYS + passthrough
         out[(K, L)] = select_keys({(K, L): prepared}, keys)[(K, L)]
     return out
 

@@ -6,6 +6,14 @@ over every (K, L) size and the checkpoint monitor ``val_loss`` is the average of
 validation losses ("the best-performing model is saved based on the lowest average validation
 loss across different network configurations"). Optimizer: AdamW (Table I) with a cosine decay.
 
+With ``TrainConfig.se_term`` (not in the paper) the loss adds the worst-UE SE term of elu-cosformer
+loss (32): MSE - λ (min_k SE_k^UL + min_k SE_k^DL), the SEs of the predicted powers after the
+rescaler under the dataset's stored UatF statistics (``predicted_se``); validation and the
+checkpoint monitor use the same loss, so loss and metric cannot drift apart. Why: the power MSE
+charges an error on a UE's power by its size in the normalized range, whatever it does to the
+UE's SE; a UE whose optimal power is small can get ~0 from a good-MSE model and become the worst
+UE (measured on the gain-aware Tree-Transformer, docs/learning.md "Site study").
+
 Two Lightning pieces:
 
 * ``SupervisedPowerModule``: forward, loss, logging, optimizer. Its hyperparameters (plain types
@@ -30,17 +38,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from cfmimo.data.loaders import BucketBatchSampler
-from cfmimo.data.transforms import PrepareBatch
+from cfmimo.data.transforms import PowerScaler, PrepareBatch, rescale_predictions
 from cfmimo.learn.config import TrainConfig
 from cfmimo.learn.data import BatchedDataset, DistributedBucketBatchSampler, unwrap_batch
 from cfmimo.models import build_model
 from cfmimo.rng import stream_seed
+from cfmimo.sim.uatf import downlink_sinr, stored_statistics, uplink_sinr
 
 __all__ = [
     "PowerDataModule",
     "SupervisedPowerModule",
     "configure_adamw",
+    "masked_softmin",
     "masked_squared_error",
+    "predicted_se",
     "warmup_cosine",
 ]
 
@@ -94,6 +105,8 @@ class SupervisedPowerModule(pl.LightningModule):
         self.model = build_model(self.config.model)
         if self.config.trainer.compile:
             self.model.compile()  # in place: state_dict keys unchanged
+        # the SE term's rescaler (eqs. (12)-(13)) needs the run's power normalization
+        self.scaler = PowerScaler.from_dict(scaler) if self.config.se_term is not None else None
         self.val_sizes = [(int(K), int(L)) for K, L in val_sizes]
         self._size_index = {size: i for i, size in enumerate(self.val_sizes)}
 
@@ -107,40 +120,92 @@ class SupervisedPowerModule(pl.LightningModule):
             **gain_input(batch),
         )
 
-    def _squared_error(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss_sums(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """[sum of squared errors, their count, samples, Σ_b min_k SE_k^UL, Σ_b min_k SE_k^DL]
+        of one batch (the SE sums 0 without ``se_term``); loss = sse / count - λ (ul + dl) / n."""
+        out = self(batch)
         target = torch.stack([batch["p_ul_norm"], batch["p_dl_norm"]], dim=-1)  # [B, K, 2]
-        return masked_squared_error(self(batch), target, batch["ue_mask"])
+        sse, count = masked_squared_error(out, target, batch["ue_mask"])
+        zero = sse.new_zeros(())
+        min_ul = min_dl = zero
+        if self.config.se_term is not None:
+            se_ul, se_dl = predicted_se(out, batch, self.scaler)  # [B, K] each, float64
+            tau, mask = self.config.se_term.softmin_temperature, batch["ue_mask"]
+            min_ul, min_dl = (masked_softmin(se, mask, tau).sum().to(sse.dtype) for se in (se_ul, se_dl))
+        n = sse.new_tensor(float(len(batch["K"])))
+        return torch.stack([sse, count.to(sse.dtype), n, min_ul, min_dl])
+
+    def _loss(self, sums: torch.Tensor) -> torch.Tensor:
+        """The loss from ``_loss_sums`` (summed over batches of one size, or not). Shapes: [..., 5] -> [...]."""
+        mse = sums[..., 0] / sums[..., 1].clamp_min(1.0)
+        if self.config.se_term is None:
+            return mse
+        return mse - self.config.se_term.lam * (sums[..., 3] + sums[..., 4]) / sums[..., 2].clamp_min(1.0)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        sse, count = self._squared_error(batch)
-        loss = sse / count
+        sums = self._loss_sums(batch)
+        loss = self._loss(sums)
+        n = len(batch["K"])
         self.log("train_loss_step", loss, prog_bar=True)  # this process's batch loss
         # the epoch mean over all batches and processes (one all-reduce per epoch, not per step)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(batch["K"]))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
+        if self.config.se_term is not None:
+            for i, name in ((3, "train_min_se_ul"), (4, "train_min_se_dl")):
+                self.log(
+                    name, (sums[i] / n).detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=n
+                )
         return loss
 
     # Validation: exact per-size means (sums of squared errors and counts, summed over batches and
     # processes), then their plain average over sizes, as the paper's checkpoint criterion.
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(len(self.val_sizes), 2, dtype=torch.float64, device=self.device)
+        self._val_sums = torch.zeros(len(self.val_sizes), 5, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        sse, count = self._squared_error(batch)
         size = (batch["ue_features"].shape[1], batch["ap_features"].shape[1])  # (K, L) of this batch
-        self._val_sums[self._size_index[size]] += torch.stack([sse, count]).double()
+        self._val_sums[self._size_index[size]] += self._loss_sums(batch).double()
 
     def on_validation_epoch_end(self) -> None:
-        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")  # [S, 2], same on all ranks
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")  # [S, 5], same on all ranks
         seen = sums[:, 1] > 0
-        per_size = sums[:, 0] / sums[:, 1].clamp_min(1.0)  # [S]
+        per_size = self._loss(sums)  # [S]
         for (K, L), loss, ok in zip(self.val_sizes, per_size.float(), seen.tolist(), strict=True):
             if ok:
                 self.log(f"val_loss/K={K},L={L}", loss, sync_dist=True)
         if seen.any():
             self.log("val_loss", per_size[seen].mean().float(), prog_bar=True, sync_dist=True)
+            if self.config.se_term is not None:
+                n = sums[seen, 2]
+                self.log("val_min_se_ul", (sums[seen, 3] / n).mean().float(), sync_dist=True)
+                self.log("val_min_se_dl", (sums[seen, 4] / n).mean().float(), sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         return configure_adamw(self, self.config)
+
+
+def masked_softmin(se: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per sample, min over the real UEs of ``se`` (temperature 0) or the soft-min
+    -τ log Σ_k exp(-se_k / τ). Shapes: se [B, K], mask [B, K] bool -> [B]."""
+    se = se.masked_fill(~mask, float("inf"))
+    if temperature == 0:
+        return se.amin(-1)
+    return -temperature * torch.logsumexp(-se / temperature, dim=-1)
+
+
+def predicted_se(
+    out: torch.Tensor, batch: Mapping[str, torch.Tensor], scaler: PowerScaler
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """UatF SEs of a model's normalized powers after the rescaler (eqs. (12)-(13): UL clamped to
+    the scaler's range, DL scaled to the budget "dl_total_power"), under the batch's stored
+    statistics; differentiable in ``out``. Shapes: out [B, K, 2], batch as ``SE_TERM_KEYS`` ->
+    (se_ul, se_dl) [B, K] float64 (0 at padded UEs, which get no power)."""
+    mask = batch["ue_mask"]
+    p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], scaler, batch["dl_total_power"], mask)
+    ul, dl = stored_statistics(batch)
+    prelog = batch["prelog"].double()  # [B, 2]
+    se_ul = prelog[:, :1] * torch.log2(1.0 + uplink_sinr(ul, p_ul.double()))
+    se_dl = prelog[:, 1:] * torch.log2(1.0 + downlink_sinr(dl, p_dl.double()))
+    return se_ul, se_dl
 
 
 def gain_input(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

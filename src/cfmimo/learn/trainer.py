@@ -38,12 +38,22 @@ from torch import nn
 
 from cfmimo import __version__
 from cfmimo.data.loaders import fit_power_scaler
+from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.storage import load_dataset
 from cfmimo.data.transforms import PositionFrame, PowerScaler, PrepareBatch
 from cfmimo.learn.config import TrainConfig, check_train_setup, load_train_config
-from cfmimo.learn.data import GAIN_KEY, RAW_KEYS, Groups, prepare_features, select_keys, split_validation
+from cfmimo.learn.data import (
+    GAIN_KEY,
+    RAW_KEYS,
+    SE_TERM_KEYS,
+    Groups,
+    prepare_features,
+    select_keys,
+    split_validation,
+)
 from cfmimo.models import ModelConfig, build_model, model_uses_gains
 from cfmimo.rng import stream_seed
+from cfmimo.sim.uatf import STORED_STATISTIC_KEYS
 
 __all__ = ["TrainResult", "TrainedModel", "TrainingData", "load_trained", "load_training_data", "train"]
 
@@ -66,6 +76,31 @@ class TrainingData:
     frame: PositionFrame | None = None
 
 
+def _load_groups(folder: Path, verify: bool, se_term: bool) -> Groups:
+    """A dataset's groups; with ``se_term`` also the SE term's per-sample constants (``SE_TERM_KEYS``:
+    the scenario's prelogs and DL budget), after checking that the dataset stores its statistics."""
+    content = load_dataset(folder, verify=verify)
+    if not se_term:
+        return content.groups
+    scenario = DatasetSpec.model_validate(content.manifest["spec"]).scenario
+    groups: Groups = {}
+    for (K, L), g in content.groups.items():
+        missing = [k for k in STORED_STATISTIC_KEYS if k not in g]
+        if missing:
+            raise ValueError(
+                f"se_term: dataset {folder} does not store the UatF statistics {missing} "
+                "(generate it with cfmimo data generate)"
+            )
+        n = int(g["sample_index"].shape[0])
+        prelog = torch.tensor([scenario.prelog_ul, scenario.prelog_dl], dtype=torch.float64)
+        groups[(K, L)] = {
+            **g,
+            "prelog": prelog.expand(n, 2).clone(),
+            "dl_total_power": torch.full((n,), scenario.dl_power_per_ap_mw * L, dtype=torch.float64),
+        }
+    return groups
+
+
 def load_training_data(
     config: TrainConfig, scaler: PowerScaler | None = None, frame: PositionFrame | None = None
 ) -> TrainingData:
@@ -76,12 +111,14 @@ def load_training_data(
     noise even when a separate validation folder reuses the training sample indices.
     """
     d, seed = config.data, config.trainer.seed
-    train_groups = load_dataset(d.train, verify=d.verify).groups
+    se_term = config.se_term is not None
+    train_groups = _load_groups(d.train, d.verify, se_term)
     if d.val is not None:
-        val_groups = load_dataset(d.val, verify=d.verify).groups
+        val_groups = _load_groups(d.val, d.verify, se_term)
     else:
         train_groups, val_groups = split_validation(train_groups, d.val_fraction)
     keys = RAW_KEYS + ((GAIN_KEY,) if model_uses_gains(config.model.name) else ())  # gain-aware models
+    keys += SE_TERM_KEYS if se_term else ()
     train_groups, val_groups = select_keys(train_groups, keys), select_keys(val_groups, keys)
     if scaler is None:
         scaler = fit_power_scaler(train_groups)
@@ -272,7 +309,6 @@ def load_trained(path: str | os.PathLike, *, map_location: str | torch.device = 
 
 def training_site(dataset: str | os.PathLike) -> dict[str, Any] | None:
     """The site of a training dataset folder (``site_identity`` of its manifest's scenario)."""
-    from cfmimo.data.spec import DatasetSpec
     from cfmimo.data.storage import read_manifest
     from cfmimo.sim.shadowing_field import site_identity
 
@@ -341,7 +377,7 @@ def _history_callback() -> Any:
                 self.totals["epochs"] += 1
                 self._epoch_start = None
             logged = sorted(trainer.callback_metrics.items())
-            entry = {k: float(v) for k, v in logged if k == "train_loss" or k.startswith("val_loss")}
+            entry = {k: float(v) for k, v in logged if k == "train_loss" or k.startswith(("val_loss", "val_min_se"))}
             self.history.append({"epoch": trainer.current_epoch, **entry})
 
         def state_dict(self) -> dict[str, Any]:

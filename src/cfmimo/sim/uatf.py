@@ -43,6 +43,30 @@ class DownlinkStatistics:
     ap_power_share: torch.Tensor
 
 
+#: Dataset keys of the stored UatF statistics (``cfmimo.data.storage``), in the order of
+#: ``stored_statistics``: [n, K], [n, K, K], [n, K]; [n, K], [n, K, K], [n, L, K].
+STORED_STATISTIC_KEYS = (
+    "ul_signal",
+    "ul_interference",
+    "ul_noise",
+    "dl_signal",
+    "dl_interference",
+    "dl_ap_power_share",
+)
+
+
+def stored_statistics(
+    group: dict[str, torch.Tensor], dtype: torch.dtype = torch.float64
+) -> tuple[UplinkStatistics, DownlinkStatistics]:
+    """The UL and DL statistics of a dataset group or batch (keys ``STORED_STATISTIC_KEYS``), cast
+    to ``dtype`` (the datasets store float32; SINRs of tiny and large terms want float64)."""
+    missing = [k for k in STORED_STATISTIC_KEYS if k not in group]
+    if missing:
+        raise ValueError(f"the stored UatF statistics {missing} are missing (keys: {sorted(group)})")
+    ul, ul_i, ul_n, dl, dl_i, share = (group[k].to(dtype) for k in STORED_STATISTIC_KEYS)
+    return UplinkStatistics(ul, ul_i, ul_n), DownlinkStatistics(dl, dl_i, share)
+
+
 def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """num/den with 0 where den == 0 (UEs with no serving AP), gradient-safe."""
     ok = den > 0

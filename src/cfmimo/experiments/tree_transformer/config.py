@@ -37,7 +37,10 @@ class TreeTransformerConfig(BaseModel):
     epochs: int = 100  # Table I
     batch_size: int = 128
     lr: float = 1e-3
+    # a name + SE_TERM_SUFFIX (e.g. "tree_transformer_gain_se", not a paper model) is that model
+    # trained with the worst-UE SE term (``cfmimo.learn.config.SeTermConfig``, weight se_term_lam)
     models: list[str] = ["tree_transformer", "transformer", "cosformer", "performer"]
+    se_term_lam: float = 0.01
     baselines_L: int = 16  # the fixed-L token baselines
     table_K: int = 40  # Table II
     latency_K: list[int] = [10, 100, 1000, 10_000]
@@ -73,9 +76,24 @@ STUDY_SETTINGS = {
 }
 
 
+#: a model name with this suffix is the model trained with the worst-UE SE term (``models``)
+SE_TERM_SUFFIX = "_se"
+
+
+def split_model_name(name: str) -> tuple[str, bool]:
+    """(architecture name, trained with the SE term?) of a ``models`` entry."""
+    if name.endswith(SE_TERM_SUFFIX):
+        return name[: -len(SE_TERM_SUFFIX)], True
+    return name, False
+
+
 def study_setting(deployment: str, model: str) -> str:
     """The study setting (a-d) of a tree model under a deployment; other pairs get a descriptive
-    label (e.g. "c+gains": the gain-aware model on the site, the upper reference of setting c)."""
+    label (e.g. "c+gains": the gain-aware model on the site, the upper reference of setting c;
+    "d+se": setting d's model trained with the worst-UE SE term)."""
+    base, se_term = split_model_name(model)
+    if se_term:
+        return f"{study_setting(deployment, base)}+se"
     for key, pair in STUDY_SETTINGS.items():
         if pair == (deployment, model):
             return key

@@ -34,6 +34,7 @@ from cfmimo.experiments.tree_transformer.config import (
     PAPER_TABLE2,
     TreeTransformerConfig,
     specs,
+    split_model_name,
     study_setting,
 )
 from cfmimo.experiments.tree_transformer.report import write_figures, write_report
@@ -44,7 +45,7 @@ Rows = list[dict[str, Any]]
 
 
 def _model_config(name: str) -> ModelConfig:
-    return ModelConfig(name=name, num_aps=16)
+    return ModelConfig(name=split_model_name(name)[0], num_aps=16)
 
 
 def _any_L(name: str) -> bool:
@@ -141,6 +142,7 @@ def _train(config: TreeTransformerConfig, out: Path, *, jobs: int | None, log: L
             lr=config.lr,
             sigma_ue_m=config.sigma_ue_m,
             seed=config.seed,
+            se_term={"lam": config.se_term_lam} if split_model_name(name)[1] else None,
         )
         for name in config.models
     }
