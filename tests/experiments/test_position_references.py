@@ -6,7 +6,11 @@ import torch
 
 from cfmimo.config import preset
 from cfmimo.data.spec import DatasetSpec
-from cfmimo.experiments.position_references import position_only_references, reference_gaps
+from cfmimo.experiments.position_references import (
+    cached_reference_rows,
+    position_only_references,
+    reference_gaps,
+)
 from cfmimo.sim.network import sample_networks
 
 
@@ -41,3 +45,23 @@ def test_references_bound_and_exactness() -> None:
         else:
             assert gaps["shadowing_free_gap_ul"] > 0.01 and gaps["shadowing_free_gap_dl"] > 0.01
         assert gaps["constant_gap_ul"] > 0.0
+
+
+def test_cached_reference_rows_are_reused_only_for_the_same_key(tmp_path):
+    path, calls = tmp_path / "refs.json", []
+
+    def compute(value: float):
+        def run():
+            calls.append(value)
+            return [{"K": 2, "L": 4, "opt_ul": value}]
+
+        return run
+
+    key = {"samples": 3, "test_spec": {"seed": 1, "sizes": [[2, 4]]}}
+    assert cached_reference_rows(path, key, compute(1.5)) == [{"K": 2, "L": 4, "opt_ul": 1.5}]
+    assert cached_reference_rows(path, dict(key), compute(9.0)) == [{"K": 2, "L": 4, "opt_ul": 1.5}]
+    assert calls == [1.5]  # the second call read the file
+    assert cached_reference_rows(path, {**key, "samples": 4}, compute(2.5))[0]["opt_ul"] == 2.5
+    path.write_text("{not json")  # a damaged file is recomputed, not trusted
+    assert cached_reference_rows(path, key, compute(3.5))[0]["opt_ul"] == 3.5
+    assert calls == [1.5, 2.5, 3.5]

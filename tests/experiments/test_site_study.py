@@ -104,9 +104,14 @@ def test_site_run_reports_the_study(tmp_path):
     run(config, tmp_path, scheduler="sync", log=lambda m: None)
     se_run = load_trained(next((tmp_path / "runs" / "tree_transformer_gain_se").rglob("best*.ckpt")))
     assert se_run.config.model.name == "tree_transformer_gain" and se_run.config.se_term.lam == 0.2
-    assert load_trained(next((tmp_path / "runs" / "tree_transformer_gain").rglob("best*.ckpt"))).config.se_term is None
+    assert (
+        load_trained(next((tmp_path / "runs" / "tree_transformer_gain").rglob("best*.ckpt"))).config.se_term
+        is None
+    )
     study = json.loads((tmp_path / "results.json").read_text())["metrics"]["study"]
     assert study["deployment"] == "site" and study["test_sizes"] == 2
+    cached = json.loads((tmp_path / "position_references.json").read_text())  # reused by a rerun
+    assert cached["key"]["samples"] == 3 and len(cached["rows"]) == 2
     assert study["models"]["tree_transformer"]["setting"] == "c"
     assert study["models"]["tree_transformer_gain"]["setting"] == "c+gains"
     assert study["models"]["tree_transformer_gain_se"]["setting"] == "c+gains+se"

@@ -63,7 +63,9 @@ def test_loss_is_mse_minus_lambda_times_both_worst_ue_ses(se_data):
     # the term reaches the model: its gradient differs from the MSE's
     loss.backward()
     plain._loss(plain._loss_sums(batch)).backward()
-    grads = [(a.grad - b.grad).abs().max() for a, b in zip(module.parameters(), plain.parameters(), strict=True)]
+    grads = [
+        (a.grad - b.grad).abs().max() for a, b in zip(module.parameters(), plain.parameters(), strict=True)
+    ]
     assert max(grads) > 0
 
 
@@ -85,7 +87,7 @@ def test_training_with_the_se_term_logs_the_worst_ue_se_and_reloads(make_config)
 
 
 def test_bad_se_term_configs_name_the_field(make_config):
-    with pytest.raises(ValueError, match="se_term.*dynamic"):
+    with pytest.raises(ValueError, match=r"se_term.*dynamic"):
         make_config(se_term={"lam": 0.1}, dynamic={"lam": 0.1})
     with pytest.raises(ValueError, match=r"se_term\.lam"):
         make_config(se_term={"lam": 0.0})

@@ -377,7 +377,11 @@ def _history_callback() -> Any:
                 self.totals["epochs"] += 1
                 self._epoch_start = None
             logged = sorted(trainer.callback_metrics.items())
-            entry = {k: float(v) for k, v in logged if k == "train_loss" or k.startswith(("val_loss", "val_min_se"))}
+            entry = {
+                k: float(v)
+                for k, v in logged
+                if k == "train_loss" or k.startswith(("val_loss", "val_min_se"))
+            }
             self.history.append({"epoch": trainer.current_epoch, **entry})
 
         def state_dict(self) -> dict[str, Any]:

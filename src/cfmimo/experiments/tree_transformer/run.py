@@ -29,7 +29,11 @@ from cfmimo.experiments.common import (
     write_csv,
     write_json,
 )
-from cfmimo.experiments.position_references import position_only_references, reference_gaps
+from cfmimo.experiments.position_references import (
+    cached_reference_rows,
+    position_only_references,
+    reference_gaps,
+)
 from cfmimo.experiments.tree_transformer.config import (
     PAPER_TABLE2,
     TreeTransformerConfig,
@@ -282,13 +286,19 @@ def _position_references(
     """Context for the SE-gap claim: what positions alone can achieve. Writes
     position_references.csv; returns (the references' gaps, the site study block of results.json)."""
     log("positions-only references (constant powers; shadowing-free optimum)")
-    references = position_only_references(
-        test_spec,
-        test,
-        sorted(test),
-        min(config.reference_samples, config.test_samples),
-        sigma_ue_m=config.sigma_ue_m,
-        noise_seed=config.seed + 7,  # the models' evaluation noise (predict_group in _evaluate)
+    samples = min(config.reference_samples, config.test_samples)
+    noise_seed = config.seed + 7  # the models' evaluation noise (predict_group in _evaluate)
+    references = cached_reference_rows(
+        out / "position_references.json",
+        {
+            "test_spec": test_spec.model_dump(mode="json"),
+            "samples": samples,
+            "sigma_ue_m": config.sigma_ue_m,
+            "noise_seed": noise_seed,
+        },
+        lambda: position_only_references(
+            test_spec, test, sorted(test), samples, sigma_ue_m=config.sigma_ue_m, noise_seed=noise_seed
+        ),
     )
     ref_gaps = reference_gaps(references)
     study = {
