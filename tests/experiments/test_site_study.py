@@ -12,6 +12,7 @@ import typer
 from cfmimo.cli import reproduce_overrides
 from cfmimo.data.spec import dataset_preset, deployment_scenario
 from cfmimo.experiments.tree_transformer import TreeTransformerConfig, run, specs, study_setting
+from cfmimo.experiments.tree_transformer.checkpoint_eval import evaluate_checkpoint
 from cfmimo.learn.trainer import load_trained
 from cfmimo.sim.network import networks_from_positions
 from cfmimo.sim.shadowing_field import check_same_site, site_ap_positions
@@ -123,5 +124,13 @@ def test_site_run_reports_the_study(tmp_path):
         assert refs[f"{name}_gap_ul"] > -1e-3 and refs[f"{name}_gap_dl"] > -1e-3
     for g in study["models"].values():
         assert g["min_se_gap_ul"] > -1e-3 and g["min_se_gap_dl"] > -1e-3
+    # an outside checkpoint scored on the run's test grid: the run's own model gives the run's gaps
+    ckpt = next((tmp_path / "runs" / "tree_transformer_gain").rglob("best*.ckpt"))
+    scored = evaluate_checkpoint(tmp_path, ckpt, name="tree_transformer_gain")
+    own = study["models"]["tree_transformer_gain"]
+    assert scored["grid"] == {k: v for k, v in own.items() if k != "setting"}
+    assert scored["training_sizes"] == [[2, 16], [4, 16]]  # of which only K = 2 is a test size
+    k2 = next(r for r in scored["rows"] if r["K"] == 2)
+    assert scored["training_sizes_only"]["min_se_gap_dl"] == k2["min_se_dl_opt"] - k2["min_se_dl_pred"]
     report = (tmp_path / "report.md").read_text()
     assert "## Site study" in report and "exact optimum of the site at the noisy positions" in report
