@@ -11,7 +11,8 @@ The baselines take one token per UE with all AP coordinates (2L + 2 inputs, as t
 ref. [8]), so they exist for L = 16 only and are evaluated there.
 
 Modules: ``config`` (``TreeTransformerConfig``, Table II of the paper, the site study settings,
-``specs``), ``run`` (the pipeline and the claims), ``report`` (figures, report.md).
+``specs``), ``run`` (the pipeline and the claims), ``report`` (figures, report.md),
+``checkpoint_eval`` (score an outside checkpoint on a finished run's test grid).
 """
 
 from cfmimo.experiments.tree_transformer.config import (
