@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from cfmimo.data.spec import DatasetSpec
 from cfmimo.data.transforms import PowerScaler, PrepareBatch, rescale_predictions
 from cfmimo.learn.config import DynamicConfig, TrainConfig
-from cfmimo.learn.supervised import SupervisedPowerModule, gain_input, masked_squared_error
+from cfmimo.learn.supervised import SupervisedPowerModule, gain_input, masked_softmin, masked_squared_error
 from cfmimo.models import model_uses_gains
 from cfmimo.models.cluster_models import output_clusters
 from cfmimo.policies.classical.power import MaxMinClosedForm
@@ -200,14 +200,6 @@ def fit_dynamic_scaler(
     return PowerScaler().fit(torch.cat(p_ul), torch.cat(p_dl))
 
 
-def _softmin(se: torch.Tensor, temperature: float) -> torch.Tensor:
-    """min_k se_k (temperature 0) or its smooth version -τ log Σ_k exp(-se_k / τ), whose gradient
-    spreads over the UEs by softmax weights. Shapes: se [B, K] -> [B]."""
-    if temperature == 0:
-        return se.amin(-1)
-    return -temperature * torch.logsumexp(-se / temperature, dim=-1)
-
-
 def mask_ranking_loss(
     logits: torch.Tensor, gain_db: torch.Tensor, tau_p: int, scale_db: float = GAIN_LOGIT_SCALE_DB
 ) -> torch.Tensor:
@@ -307,7 +299,7 @@ class DynamicSupervisionModule(SupervisedPowerModule):
             d = serving.to(b.dtype) + 0.25 * (z - z.detach())
             mr_ul, mr_dl = relaxed_mr_se(d, b, t, p_ul.detach(), p_dl.detach(), sc.prelog_ul, sc.prelog_dl)
             tau = self.dyn.softmin_temperature
-            proxy = _softmin(mr_ul, tau) + _softmin(mr_dl, tau)  # [B]
+            proxy = masked_softmin(mr_ul, None, tau) + masked_softmin(mr_dl, None, tau)  # [B]
             fairness = fairness + (proxy - proxy.detach())
         loss = mse - self.dyn.lam * fairness.mean().to(mse.dtype)
         mask_loss = torch.zeros((), device=self.device)

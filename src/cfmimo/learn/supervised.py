@@ -43,7 +43,7 @@ from cfmimo.learn.config import TrainConfig
 from cfmimo.learn.data import BatchedDataset, DistributedBucketBatchSampler, unwrap_batch
 from cfmimo.models import build_model
 from cfmimo.rng import stream_seed
-from cfmimo.sim.uatf import downlink_sinr, stored_statistics, uplink_sinr
+from cfmimo.sim.uatf import downlink_sinr, spectral_efficiency, stored_statistics, uplink_sinr
 
 __all__ = [
     "PowerDataModule",
@@ -183,10 +183,12 @@ class SupervisedPowerModule(pl.LightningModule):
         return configure_adamw(self, self.config)
 
 
-def masked_softmin(se: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+def masked_softmin(se: torch.Tensor, mask: torch.Tensor | None, temperature: float) -> torch.Tensor:
     """Per sample, min over the real UEs of ``se`` (temperature 0) or the soft-min
-    -τ log Σ_k exp(-se_k / τ). Shapes: se [B, K], mask [B, K] bool -> [B]."""
-    se = se.masked_fill(~mask, float("inf"))
+    -τ log Σ_k exp(-se_k / τ), whose gradient spreads over the UEs by softmax weights.
+    Shapes: se [B, K], mask [B, K] bool or None (every UE real) -> [B]."""
+    if mask is not None:
+        se = se.masked_fill(~mask, float("inf"))
     if temperature == 0:
         return se.amin(-1)
     return -temperature * torch.logsumexp(-se / temperature, dim=-1)
@@ -203,8 +205,8 @@ def predicted_se(
     p_ul, p_dl = rescale_predictions(out[..., 0], out[..., 1], scaler, batch["dl_total_power"], mask)
     ul, dl = stored_statistics(batch)
     prelog = batch["prelog"].double()  # [B, 2]
-    se_ul = prelog[:, :1] * torch.log2(1.0 + uplink_sinr(ul, p_ul.double()))
-    se_dl = prelog[:, 1:] * torch.log2(1.0 + downlink_sinr(dl, p_dl.double()))
+    se_ul = spectral_efficiency(uplink_sinr(ul, p_ul.double()), prelog[:, :1])
+    se_dl = spectral_efficiency(downlink_sinr(dl, p_dl.double()), prelog[:, 1:])
     return se_ul, se_dl
 
 

@@ -195,8 +195,9 @@ def downlink_sinr(stats: DownlinkStatistics, dl_power: torch.Tensor) -> torch.Te
     return _safe_div(signal, total - signal + 1.0)
 
 
-def spectral_efficiency(sinr: torch.Tensor, prelog: float) -> torch.Tensor:
-    """SE = prelog * log2(1 + SINR) in bit/s/Hz (prelog tau_u/tau_c or tau_d/tau_c)."""
+def spectral_efficiency(sinr: torch.Tensor, prelog: float | torch.Tensor) -> torch.Tensor:
+    """SE = prelog * log2(1 + SINR) in bit/s/Hz (prelog tau_u/tau_c or tau_d/tau_c; a tensor
+    broadcasts, e.g. one prelog per sample [B, 1])."""
     return prelog * torch.log2(1.0 + sinr)
 
 
