@@ -59,7 +59,9 @@ def test_loss_is_mse_minus_lambda_times_both_worst_ue_ses(se_data):
     expected = mse - lam * (se_ul.amin(-1) + se_dl.amin(-1)).mean()
     loss = module._loss(module._loss_sums(batch))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert plain._loss(plain._loss_sums(batch)).item() == pytest.approx(mse.item(), rel=1e-6)
+    assert plain._loss(plain._loss_sums(batch)).item() == pytest.approx(
+        mse.item(), rel=1e-5
+    )  # float32 sum vs mean
     # the term reaches the model: its gradient differs from the MSE's
     loss.backward()
     plain._loss(plain._loss_sums(batch)).backward()
